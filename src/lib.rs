@@ -1,0 +1,20 @@
+//! adsb-kinesis: a 1090 MHz Mode S / ADS-B receiver that turns RTL-SDR
+//! samples into SBS (BaseStation) records and ships them to Amazon Kinesis.
+//!
+//! # Pipeline
+//!
+//! ```text
+//! IQ bytes ──iq──▶ magnitude ──demod──▶ raw frames ──modes──▶ decoded frames
+//!          ──track──▶ per-aircraft state, CPR positions ──sbs──▶ MSG lines
+//! ```
+//!
+//! # Layout
+//!
+//! - [`modes`]: CRC-24, the frame parser, ADS-B / Comm-B field decoders, CPR. Pure.
+//! - [`sim`]: a Mode S signal synthesizer used as a demo source and by the
+//!   sensitivity tests. Pure.
+//!
+//! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
+
+pub mod modes;
+pub mod sim;

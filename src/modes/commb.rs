@@ -1,0 +1,1 @@
+//! Comm-B (MB field) register inference and decoding (being written).

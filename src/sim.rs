@@ -1,0 +1,1 @@
+//! Mode S signal synthesizer (being written).
