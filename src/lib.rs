@@ -16,5 +16,6 @@
 //!
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
+pub mod iq;
 pub mod modes;
 pub mod sim;
