@@ -16,6 +16,12 @@
 //!
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
+pub mod decoder;
+pub mod demod;
+pub mod hexin;
 pub mod iq;
+pub mod json;
 pub mod modes;
+pub mod sbs;
 pub mod sim;
+pub mod track;

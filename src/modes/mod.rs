@@ -4,9 +4,15 @@
 //! Spec references are to ICAO Annex 10 Vol IV (Mode S) and RTCA DO-260B
 //! (1090ES ADS-B).
 
+pub mod accept;
+pub mod adsb;
 pub mod commb;
 pub mod cpr;
 pub mod crc;
+pub mod fields;
+mod frame;
+
+pub use frame::{df_bits, df_of, parse, Body, DecodeError, FlightStatus, Frame};
 
 use std::fmt;
 

@@ -1,0 +1,344 @@
+//! Mode S demodulation: magnitude samples in, accepted frames out.
+//!
+//! Annex 10 Vol IV §3.1.2.1-§3.1.2.2: an 8 µs preamble (0.5 µs pulses at
+//! 0, 1.0, 3.5 and 4.5 µs) followed by 56 or 112 bits of pulse-position
+//! modulation at 1 Mbit/s (a bit is a pulse in the first or the second half
+//! of its microsecond).
+//!
+//! # How
+//!
+//! Time is measured in "units" that divide both a sample and a half-bit
+//! (0.5 µs) exactly: at 2.4 MS/s a sample is 5 units and a half-bit 6; at
+//! 2.0 MS/s a sample is 2 units and a half-bit 2. A frame's true start lies
+//! between samples, so each candidate position is tried at every unit phase
+//! (5 hypotheses at 2.4 MS/s, 2 at 2.0). The energy of a half-bit slot is the
+//! magnitude integrated over its exact span, i.e. a weighted sum of the two
+//! samples it overlaps; a bit is 1 when its first half holds more energy.
+//!
+//! 1. A cheap screen at every sample compares the samples that must hold
+//!    preamble pulses (whatever the phase) with those that must be quiet.
+//! 2. Survivors are sliced at each phase; a hypothesis with a plausible
+//!    preamble whose DF is one we accept is sliced in full and judged by the
+//!    [`Acceptor`] (CRC, guarded repair, address confirmation).
+//! 3. The best verdict wins (clean > repaired; ties go to the clearer bit
+//!    decisions). An accepted frame moves the search past its end; rejected
+//!    or held candidates do not, so a stronger reply that starts inside a
+//!    weaker one is still found.
+//!
+//! The kernel keeps a tail of samples across calls, so the same input split
+//! at any points yields the same frames.
+
+use crate::modes::accept::{Acceptor, Checked, Received, Verdict};
+use crate::modes::{df_bits, df_of};
+
+/// Supported sample rates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rate {
+    /// 2.0 MS/s: two samples per bit.
+    Msps2_0,
+    /// 2.4 MS/s: 2.4 samples per bit.
+    Msps2_4,
+}
+
+impl Rate {
+    pub fn from_hz(hz: u32) -> Option<Rate> {
+        match hz {
+            2_000_000 => Some(Rate::Msps2_0),
+            2_400_000 => Some(Rate::Msps2_4),
+            _ => None,
+        }
+    }
+    pub const fn hz(self) -> u32 {
+        match self {
+            Rate::Msps2_0 => 2_000_000,
+            Rate::Msps2_4 => 2_400_000,
+        }
+    }
+    /// Units per sample.
+    const fn d(self) -> usize {
+        match self {
+            Rate::Msps2_0 => 2,
+            Rate::Msps2_4 => 5,
+        }
+    }
+    /// Units per half-bit.
+    const fn h(self) -> usize {
+        match self {
+            Rate::Msps2_0 => 2,
+            Rate::Msps2_4 => 6,
+        }
+    }
+    /// Samples covered by the preamble screen's sample sets.
+    fn screen(self) -> (&'static [usize], &'static [usize]) {
+        match self {
+            // Pulses at [φ,φ+1), [2+φ,3+φ), [7+φ,8+φ), [9+φ,10+φ) samples for
+            // φ in [0,1): these samples hold all four pulses; samples 4-6 and
+            // 11-15 are quiet for every φ.
+            Rate::Msps2_0 => (&[0, 1, 2, 3, 7, 8, 9, 10], &[4, 5, 6, 11, 12, 13, 14, 15]),
+            // Pulses at 0, 2.4, 8.4, 10.8 samples (+φ), 1.2 samples long:
+            // samples 0-1, 2-4, 8-10 and 10-12 hold them whatever φ in [0,1);
+            // 5-7 and 13-18 are quiet.
+            Rate::Msps2_4 => (
+                &[0, 1, 2, 3, 4, 8, 9, 10, 11, 12],
+                &[5, 6, 7, 13, 14, 15, 16, 17, 18],
+            ),
+        }
+    }
+}
+
+/// Half-bit slots: 16 for the preamble, 224 for the longest data block.
+const SLOTS: usize = 16 + 2 * 112;
+
+/// Where each half-bit slot of one phase hypothesis falls: first sample
+/// offset and the weights (in units) of it and the next sample.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    offset: u16,
+    w0: u16,
+    w1: u16,
+}
+
+/// Preamble pulse slots and the quiet slots checked against them.
+const PULSE_SLOTS: [usize; 4] = [0, 2, 7, 9];
+const QUIET_SLOTS: [usize; 6] = [1, 3, 4, 5, 6, 8];
+
+/// Demodulator state for one stream of magnitudes.
+pub struct Demodulator {
+    rate: Rate,
+    phases: Vec<[Slot; SLOTS]>,
+    /// Samples spanned by a full 112-bit frame at the latest phase, plus one.
+    span: usize,
+    buf: Vec<u16>,
+    /// Absolute sample index of `buf[0]`.
+    base: u64,
+    /// Next position to examine, relative to `buf`.
+    pos: usize,
+    acceptor: Acceptor,
+    /// The last held candidate (bytes, sample): a strong reply slices
+    /// correctly at neighbouring positions too, and must be held only once.
+    last_held: Option<([u8; 14], u64)>,
+    /// Samples of signal seen.
+    pub samples_seen: u64,
+}
+
+/// Hypotheses whose preamble pulses average less than this many times the
+/// quiet slots (in sixteenths) are not sliced.
+const PREAMBLE_RATIO_16THS: u32 = 30;
+/// Screen: pulse samples must average this many sixteenths of the quiet ones.
+const SCREEN_RATIO_16THS: u32 = 30;
+
+impl Demodulator {
+    pub fn new(rate: Rate, fix_bits: u8) -> Self {
+        let (d, h) = (rate.d(), rate.h());
+        let phases = (0..d)
+            .map(|p| {
+                let mut slots = [Slot::default(); SLOTS];
+                for (k, slot) in slots.iter_mut().enumerate() {
+                    let u = p + k * h;
+                    let r = u % d;
+                    let w0 = h.min(d - r);
+                    *slot = Slot {
+                        offset: (u / d) as u16,
+                        w0: w0 as u16,
+                        w1: (h - w0) as u16,
+                    };
+                }
+                slots
+            })
+            .collect();
+        let span = (SLOTS * h).div_ceil(d) + 2;
+        Self {
+            rate,
+            phases,
+            span,
+            buf: Vec::new(),
+            base: 0,
+            pos: 0,
+            acceptor: Acceptor::new(rate.hz(), fix_bits),
+            last_held: None,
+            samples_seen: 0,
+        }
+    }
+
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    pub fn acceptor(&self) -> &Acceptor {
+        &self.acceptor
+    }
+
+    /// Feed magnitudes; accepted frames are appended to `out`.
+    pub fn push(&mut self, mag: &[u16], out: &mut Vec<Received>) {
+        self.samples_seen += mag.len() as u64;
+        self.buf.extend_from_slice(mag);
+        self.scan(out);
+        // Keep the unexamined tail (it may hold the start of a frame).
+        let drop = self.pos.min(self.buf.len());
+        self.buf.drain(..drop);
+        self.base += drop as u64;
+        self.pos -= drop;
+    }
+
+    /// End of input: examine what is left (padded with silence).
+    pub fn finish(&mut self, out: &mut Vec<Received>) {
+        let real = self.buf.len();
+        self.buf.resize(real + self.span + 20, 0);
+        self.scan(out);
+        self.buf.truncate(real.min(self.buf.len()));
+        self.base += self.pos.min(real) as u64;
+        self.buf.clear();
+        self.pos = 0;
+    }
+
+    fn scan(&mut self, out: &mut Vec<Received>) {
+        let (pulse_set, quiet_set) = self.rate.screen();
+        let need = self.span.max(20);
+        if self.buf.len() < need {
+            return;
+        }
+        let end = self.buf.len() - need;
+        let np = pulse_set.len() as u32;
+        let nq = quiet_set.len() as u32;
+        while self.pos < end {
+            let s = self.pos;
+            let w = &self.buf[s..s + 20];
+            let pulses: u32 = pulse_set.iter().map(|&i| u32::from(w[i])).sum();
+            let quiet: u32 = quiet_set.iter().map(|&i| u32::from(w[i])).sum();
+            // pulses/np > ratio * quiet/nq, in integers.
+            if pulses * nq * 16 <= SCREEN_RATIO_16THS * quiet * np || pulses == 0 {
+                self.pos += 1;
+                continue;
+            }
+            match self.try_position(s) {
+                Some((frame, checked, bits)) => {
+                    let accepted = checked.verdict != Verdict::Hold;
+                    if !accepted {
+                        let repeat = self
+                            .last_held
+                            .is_some_and(|(b, t)| b == frame.bytes && frame.sample - t <= 4);
+                        self.last_held = Some((frame.bytes, frame.sample));
+                        if !repeat {
+                            self.acceptor.commit(frame, checked, out);
+                        }
+                    } else {
+                        self.acceptor.commit(frame, checked, out);
+                    }
+                    if accepted {
+                        // Skip to the end of the frame: its own pulses would
+                        // otherwise be examined as preambles.
+                        let units = (16 + 2 * bits) * self.rate.h();
+                        self.pos = s + units / self.rate.d();
+                    } else {
+                        self.pos += 1;
+                    }
+                }
+                None => self.pos += 1,
+            }
+        }
+    }
+
+    /// Slice every phase hypothesis at buffer position `s` and return the
+    /// best accepted one.
+    fn try_position(&self, s: usize) -> Option<(Received, Checked, usize)> {
+        let m = &self.buf[s..s + self.span];
+        let now = self.base + s as u64;
+        let mut best: Option<(Received, Checked, usize, u32)> = None;
+        for slots in &self.phases {
+            let e = |k: usize| -> u32 {
+                let sl = slots[k];
+                let o = usize::from(sl.offset);
+                u32::from(m[o]) * u32::from(sl.w0) + u32::from(m[o + 1]) * u32::from(sl.w1)
+            };
+            let pulse: u32 = PULSE_SLOTS.iter().map(|&k| e(k)).sum();
+            let quiet: u32 = QUIET_SLOTS.iter().map(|&k| e(k)).sum();
+            // Mean pulse slot vs mean quiet slot.
+            if pulse as u64 * QUIET_SLOTS.len() as u64 * 16
+                <= u64::from(PREAMBLE_RATIO_16THS) * quiet as u64 * PULSE_SLOTS.len() as u64
+            {
+                continue;
+            }
+            let mut bytes = [0u8; 14];
+            let mut margin: u32 = 0;
+            // First byte decides the format and so the length.
+            let slice_byte = |i: usize, bytes: &mut [u8; 14], margin: &mut u32| {
+                let mut b = 0u8;
+                for j in 0..8 {
+                    let k = 16 + 2 * (i * 8 + j);
+                    let (a, z) = (e(k), e(k + 1));
+                    b = (b << 1) | u8::from(a > z);
+                    *margin += a.abs_diff(z);
+                }
+                bytes[i] = b;
+            };
+            slice_byte(0, &mut bytes, &mut margin);
+            let df = df_of(bytes[0]);
+            let bits = if matches!(df, 0 | 4 | 5 | 11 | 16 | 17 | 18 | 20 | 21) {
+                df_bits(df)
+            } else if self.acceptor.could_repair_df(bytes[0]) {
+                // Possibly a DF11/17/18 with a damaged DF field: slice the
+                // length of the format it would be (the 5 bits after repair
+                // must match, so 11 and 17/18 never mix).
+                if (bytes[0] >> 3) < 16 {
+                    56
+                } else {
+                    112
+                }
+            } else {
+                continue;
+            };
+            for i in 1..bits / 8 {
+                slice_byte(i, &mut bytes, &mut margin);
+            }
+            let len = bits / 8;
+            let Some(checked) = self.acceptor.check(&mut bytes, len, now) else {
+                continue;
+            };
+            let better = match &best {
+                None => true,
+                Some((_, c, _, mg)) => (checked.verdict.rank(), margin) > (c.verdict.rank(), *mg),
+            };
+            if better {
+                let signal = (pulse / (4 * self.rate.h() as u32)).min(65535) as u16;
+                let frame = Received {
+                    bytes,
+                    len: len as u8,
+                    sample: now,
+                    signal,
+                    repaired: 0,
+                    late: false,
+                };
+                best = Some((frame, checked, bits, margin));
+            }
+        }
+        best.map(|(f, c, b, _)| (f, c, b))
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Slice a 112-bit frame at sample `s`, phase `phase` (in units) of `mag`,
+/// with no screening: returns the bytes and the preamble pulse and quiet
+/// slot energies. A diagnostic for tests and for investigating missed frames.
+#[doc(hidden)]
+pub fn slice_at(rate: Rate, mag: &[u16], s: usize, phase: usize) -> Option<([u8; 14], u32, u32)> {
+    let d = Demodulator::new(rate, 0);
+    let slots = d.phases.get(phase)?;
+    let m = mag.get(s..s + d.span)?;
+    let e = |k: usize| -> u32 {
+        let sl = slots[k];
+        let o = usize::from(sl.offset);
+        u32::from(m[o]) * u32::from(sl.w0) + u32::from(m[o + 1]) * u32::from(sl.w1)
+    };
+    let mut bytes = [0u8; 14];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        for j in 0..8 {
+            let k = 16 + 2 * (i * 8 + j);
+            *byte = (*byte << 1) | u8::from(e(k) > e(k + 1));
+        }
+    }
+    let pulse = PULSE_SLOTS.iter().map(|&k| e(k)).sum();
+    let quiet = QUIET_SLOTS.iter().map(|&k| e(k)).sum();
+    Some((bytes, pulse, quiet))
+}

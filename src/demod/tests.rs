@@ -1,0 +1,92 @@
+//! Demodulator tests on synthetic pulse trains; recordings are tested end to
+//! end in `tests/recordings.rs`.
+use super::*;
+
+/// Magnitudes of an ideal noiseless frame at 2.0 MS/s starting exactly on a
+/// sample: 0.5 µs pulses are one sample each.
+fn ideal_2m(bytes: &[u8], lead: usize, level: u16) -> Vec<u16> {
+    let mut m = vec![0u16; lead];
+    let mut pre = [0u16; 16];
+    for k in [0, 2, 7, 9] {
+        pre[k] = level;
+    }
+    m.extend_from_slice(&pre);
+    for byte in bytes {
+        for j in (0..8).rev() {
+            if byte >> j & 1 == 1 {
+                m.extend_from_slice(&[level, 0]);
+            } else {
+                m.extend_from_slice(&[0, level]);
+            }
+        }
+    }
+    m.extend(std::iter::repeat_n(0, 400));
+    m
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn ideal_df17_is_found_at_its_sample() {
+    let f = hex("8D406B902015A678D4D220AA4BDA");
+    let m = ideal_2m(&f, 100, 20_000);
+    let mut d = Demodulator::new(Rate::Msps2_0, 1);
+    let mut out = Vec::new();
+    d.push(&m, &mut out);
+    d.finish(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].bytes(), &f[..]);
+    assert_eq!(out[0].sample, 100);
+}
+
+#[test]
+fn same_frames_whatever_the_split() {
+    let mut m = Vec::new();
+    for (i, f) in [
+        "8D406B902015A678D4D220AA4BDA",
+        "8D40621D58C382D690C8AC2863A7",
+        "5D484FDEA248F5",
+    ]
+    .iter()
+    .enumerate()
+    {
+        m.extend(ideal_2m(&hex(f), 37 + i * 11, 9_000 + 3_000 * i as u16));
+    }
+    let run = |cuts: &[usize]| {
+        let mut d = Demodulator::new(Rate::Msps2_0, 1);
+        let mut out = Vec::new();
+        let mut start = 0;
+        for &c in cuts.iter().chain(std::iter::once(&m.len())) {
+            d.push(&m[start..c], &mut out);
+            start = c;
+        }
+        d.finish(&mut out);
+        out
+    };
+    let whole = run(&[]);
+    let got: Vec<&[u8]> = whole.iter().map(|r| r.bytes()).collect();
+    assert_eq!(got, frames.iter().map(|f| &f[..]).collect::<Vec<_>>());
+    for cuts in [
+        vec![1],
+        vec![150, 151, 152],
+        vec![500, 900, 1200, 1201],
+        (1..m.len()).step_by(97).collect(),
+    ] {
+        assert_eq!(run(&cuts), whole, "cuts {cuts:?}");
+    }
+}
+
+#[test]
+fn noise_free_silence_yields_nothing() {
+    let mut d = Demodulator::new(Rate::Msps2_4, 1);
+    let mut out = Vec::new();
+    d.push(&vec![0u16; 100_000], &mut out);
+    d.push(&vec![65535u16; 100_000], &mut out);
+    d.finish(&mut out);
+    assert!(out.is_empty());
+}

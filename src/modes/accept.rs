@@ -1,0 +1,386 @@
+//! Frame acceptance: CRC check, guarded error repair and address
+//! confirmation — the stage that decides which demodulated bit strings are
+//! real replies, and that keeps phantom aircraft out.
+//!
+//! Rules (each a defence against a way false frames get in):
+//! - DF11 (IC=0), DF17 and DF18 with a zero residue confirm their address
+//!   (Annex 10 Vol IV §3.1.2.3.3: PI = parity, 24 bits of protection).
+//! - Error repair (1 bit by default, 2 opt-in) is only accepted when the
+//!   repaired frame is a DF11/17/18 naming an address already confirmed by a
+//!   clean frame. A repair that invents a new address is how readsb produces
+//!   phantom `2124D3` on modes1. Errors in the DF field are repaired too
+//!   (the guard makes that as safe as any other bit).
+//! - DF0/4/5/16/20/21 carry AP = parity XOR address, so any bit string
+//!   "has" an address; they are accepted only for confirmed addresses. Those
+//!   from not-yet-confirmed addresses are held for [`HOLD_SECONDS`] and
+//!   released if a DF11/17/18 confirms the address in time.
+//! - DF11 with a non-zero interrogator code (IC) is 128 times likelier to be
+//!   noise than IC=0: it confirms nothing by itself unless that interrogator
+//!   has been heard repeatedly from confirmed aircraft; otherwise it is held
+//!   like an AP reply.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::OnceLock;
+
+use super::crc;
+use super::frame::{df_bits, df_of};
+
+/// How long an AP reply from an unconfirmed address waits for confirmation.
+pub const HOLD_SECONDS: f64 = 10.0;
+/// How long an address stays confirmed after its last frame.
+pub const CONFIRM_SECONDS: f64 = 60.0;
+/// Bound on held frames; the oldest go first.
+pub const MAX_HELD: usize = 4096;
+/// DF11 replies with one IC from confirmed aircraft before that IC is trusted.
+const TRUSTED_IC_COUNT: u32 = 3;
+
+/// A frame that left the demodulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub bytes: [u8; 14],
+    pub len: u8,
+    /// Absolute index of the sample where the preamble starts.
+    pub sample: u64,
+    /// Mean magnitude of the preamble pulses (0..65535).
+    pub signal: u16,
+    /// Bits flipped by error repair.
+    pub repaired: u8,
+    /// Held until its address was confirmed, so emitted late.
+    pub late: bool,
+}
+
+impl Received {
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// What [`Acceptor::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Parity clean (DF11 IC=0 / DF17 / DF18): confirms the address.
+    Clean,
+    /// Valid for a confirmed address (AP formats, DF11 with IC≠0).
+    Known,
+    /// Repaired this many bits; address confirmed before.
+    Repaired(u8),
+    /// Address not (yet) confirmed: hold.
+    Hold,
+}
+
+impl Verdict {
+    /// Preference when several phase hypotheses decode: clean beats repaired
+    /// beats held.
+    pub fn rank(self) -> u8 {
+        match self {
+            Verdict::Clean => 5,
+            Verdict::Known => 4,
+            Verdict::Repaired(n) => 4 - n.min(3),
+            Verdict::Hold => 0,
+        }
+    }
+}
+
+/// A checked candidate: the verdict and the address it speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub verdict: Verdict,
+    pub icao: u32,
+}
+
+/// Counters of the acceptance stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceptStats {
+    pub accepted_by_df: [u64; 25],
+    pub repaired_1bit: u64,
+    pub repaired_2bit: u64,
+    /// Repairs refused because they would have named an unconfirmed address.
+    pub repairs_refused: u64,
+    pub held: u64,
+    pub released: u64,
+    pub expired: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    frame: Received,
+    icao: u32,
+}
+
+/// Syndrome tables: residue of an error pattern -> the bit(s) to flip.
+struct Syndromes {
+    one: [HashMap<u32, u8>; 2],
+    two: [HashMap<u32, (u8, u8)>; 2],
+}
+
+fn syndrome_of(len: usize, bits: &[usize]) -> u32 {
+    let mut f = [0u8; 14];
+    for &b in bits {
+        f[b / 8] ^= 0x80 >> (b % 8);
+    }
+    crc::residue(&f[..len])
+}
+
+fn syndromes() -> &'static Syndromes {
+    static S: OnceLock<Syndromes> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut one = [HashMap::new(), HashMap::new()];
+        let mut two = [HashMap::new(), HashMap::new()];
+        for (k, len) in [7usize, 14].into_iter().enumerate() {
+            for a in 0..len * 8 {
+                one[k].insert(syndrome_of(len, &[a]), a as u8);
+                for b in a + 1..len * 8 {
+                    two[k].insert(syndrome_of(len, &[a, b]), (a as u8, b as u8));
+                }
+            }
+        }
+        Syndromes { one, two }
+    })
+}
+
+fn flip(bytes: &mut [u8; 14], bit: u8) {
+    bytes[usize::from(bit / 8)] ^= 0x80 >> (bit % 8);
+}
+
+fn aa(bytes: &[u8]) -> u32 {
+    (u32::from(bytes[1]) << 16) | (u32::from(bytes[2]) << 8) | u32::from(bytes[3])
+}
+
+/// The acceptance stage. Time is measured in samples so that results do not
+/// depend on wall clock or on how the input was split.
+pub struct Acceptor {
+    fix_bits: u8,
+    sample_rate: f64,
+    confirmed: HashMap<u32, u64>,
+    ic_seen: [u32; 128],
+    held: VecDeque<Held>,
+    last_sweep: u64,
+    pub stats: AcceptStats,
+}
+
+impl Acceptor {
+    /// `fix_bits`: 0, 1 (default) or 2 bits of error repair for DF11/17/18.
+    pub fn new(sample_rate: u32, fix_bits: u8) -> Self {
+        if fix_bits > 0 {
+            let _ = syndromes();
+        }
+        Self {
+            fix_bits: fix_bits.min(2),
+            sample_rate: f64::from(sample_rate),
+            confirmed: HashMap::new(),
+            ic_seen: [0; 128],
+            held: VecDeque::new(),
+            last_sweep: 0,
+            stats: AcceptStats::default(),
+        }
+    }
+
+    fn samples(&self, seconds: f64) -> u64 {
+        (seconds * self.sample_rate) as u64
+    }
+
+    pub fn is_confirmed(&self, icao: u32, now: u64) -> bool {
+        self.confirmed
+            .get(&icao)
+            .is_some_and(|&t| now.saturating_sub(t) <= self.samples(CONFIRM_SECONDS))
+    }
+
+    /// Judge a candidate without changing state. May repair `bytes` in place
+    /// (only when the verdict is `Repaired`). `None` = not a frame.
+    pub fn check(&self, bytes: &mut [u8; 14], len: usize, now: u64) -> Option<Checked> {
+        let df = df_of(bytes[0]);
+        let residue = crc::residue(&bytes[..len]);
+        if df_bits(df) != len * 8 {
+            return None;
+        }
+        match df {
+            17 | 18 => {
+                if residue == 0 {
+                    return Some(Checked {
+                        verdict: Verdict::Clean,
+                        icao: aa(bytes),
+                    });
+                }
+                self.repair(bytes, len, residue, now)
+            }
+            11 => {
+                let icao = aa(bytes);
+                if residue == 0 {
+                    return Some(Checked {
+                        verdict: Verdict::Clean,
+                        icao,
+                    });
+                }
+                if residue & !0x7F == 0 {
+                    let trusted = self.ic_seen[residue as usize] >= TRUSTED_IC_COUNT;
+                    let verdict = if self.is_confirmed(icao, now) || trusted {
+                        Verdict::Known
+                    } else {
+                        Verdict::Hold
+                    };
+                    return Some(Checked { verdict, icao });
+                }
+                self.repair(bytes, len, residue, now)
+            }
+            0 | 4 | 5 | 16 | 20 | 21 => {
+                let verdict = if self.is_confirmed(residue, now) {
+                    Verdict::Known
+                } else {
+                    Verdict::Hold
+                };
+                Some(Checked {
+                    verdict,
+                    icao: residue,
+                })
+            }
+            // Any other format can only be a DF11/17/18 with errors in its DF bits.
+            _ => self.repair(bytes, len, residue, now),
+        }
+    }
+
+    /// Whether a frame sliced with this first byte could be repaired into
+    /// DF11/17/18 within the configured number of bits.
+    pub fn could_repair_df(&self, first: u8) -> bool {
+        let df5 = first >> 3;
+        [11u8, 17, 18]
+            .iter()
+            .any(|&t| (df5 ^ t).count_ones() <= u32::from(self.fix_bits))
+    }
+
+    fn repair(&self, bytes: &mut [u8; 14], len: usize, residue: u32, now: u64) -> Option<Checked> {
+        if self.fix_bits == 0 {
+            return None;
+        }
+        let s = syndromes();
+        let k = usize::from(len == 14);
+        let mut fixed = *bytes;
+        let n = if let Some(&bit) = s.one[k].get(&residue) {
+            flip(&mut fixed, bit);
+            1
+        } else if self.fix_bits >= 2 {
+            let &(a, b) = s.two[k].get(&residue)?;
+            flip(&mut fixed, a);
+            flip(&mut fixed, b);
+            2
+        } else {
+            return None;
+        };
+        let icao = aa(&fixed);
+        let df = df_of(fixed[0]);
+        if !matches!(df, 11 | 17 | 18) || df_bits(df) != len * 8 || !self.is_confirmed(icao, now) {
+            return None;
+        }
+        *bytes = fixed;
+        Some(Checked {
+            verdict: Verdict::Repaired(n),
+            icao,
+        })
+    }
+
+    /// A repair was possible but refused (for the stats): called by the
+    /// demodulator when no hypothesis at a position was accepted but a
+    /// repair would have invented an address.
+    pub fn note_refused_repair(&mut self) {
+        self.stats.repairs_refused += 1;
+    }
+
+    /// Record the chosen candidate and append what is now emitted to `out`:
+    /// the frame itself unless held, and any held frames its confirmation
+    /// releases.
+    pub fn commit(&mut self, frame: Received, checked: Checked, out: &mut Vec<Received>) {
+        let now = frame.sample;
+        self.sweep(now);
+        match checked.verdict {
+            Verdict::Hold => {
+                if self.held.len() >= MAX_HELD {
+                    self.held.pop_front();
+                    self.stats.expired += 1;
+                }
+                self.held.push_back(Held {
+                    frame,
+                    icao: checked.icao,
+                });
+                self.stats.held += 1;
+                return;
+            }
+            Verdict::Repaired(n) => {
+                if n == 1 {
+                    self.stats.repaired_1bit += 1;
+                } else {
+                    self.stats.repaired_2bit += 1;
+                }
+            }
+            Verdict::Clean | Verdict::Known => {}
+        }
+        let df = df_of(frame.bytes[0]);
+        if df == 11 {
+            let ic = crc::residue(frame.bytes()) & 0x7F;
+            if ic != 0 && self.is_confirmed(checked.icao, now) {
+                self.ic_seen[ic as usize] = self.ic_seen[ic as usize].saturating_add(1);
+            }
+        }
+        let confirms = matches!(checked.verdict, Verdict::Clean)
+            || (df == 11 && checked.verdict == Verdict::Known);
+        self.stats.accepted_by_df[usize::from(df)] += 1;
+        out.push(Received {
+            repaired: match checked.verdict {
+                Verdict::Repaired(n) => n,
+                _ => 0,
+            },
+            ..frame
+        });
+        if confirms {
+            let newly = !self.is_confirmed(checked.icao, now);
+            self.confirmed.insert(checked.icao, now);
+            if newly {
+                self.release(checked.icao, now, out);
+            }
+        } else if let Some(t) = self.confirmed.get_mut(&checked.icao) {
+            *t = (*t).max(now);
+        }
+    }
+
+    fn release(&mut self, icao: u32, now: u64, out: &mut Vec<Received>) {
+        let window = self.samples(HOLD_SECONDS);
+        let mut kept = VecDeque::with_capacity(self.held.len());
+        for h in self.held.drain(..) {
+            if h.icao == icao && now.saturating_sub(h.frame.sample) <= window {
+                let df = df_of(h.frame.bytes[0]);
+                self.stats.accepted_by_df[usize::from(df)] += 1;
+                self.stats.released += 1;
+                out.push(Received {
+                    late: true,
+                    ..h.frame
+                });
+            } else {
+                kept.push_back(h);
+            }
+        }
+        self.held = kept;
+    }
+
+    /// Drop held frames and confirmations that have timed out. Cheap enough
+    /// to call per frame; does real work at most once a second of samples.
+    fn sweep(&mut self, now: u64) {
+        if now.saturating_sub(self.last_sweep) < self.samples(1.0) {
+            return;
+        }
+        self.last_sweep = now;
+        let hold = self.samples(HOLD_SECONDS);
+        while let Some(h) = self.held.front() {
+            if now.saturating_sub(h.frame.sample) > hold {
+                self.held.pop_front();
+                self.stats.expired += 1;
+            } else {
+                break;
+            }
+        }
+        let keep = self.samples(CONFIRM_SECONDS);
+        self.confirmed.retain(|_, t| now.saturating_sub(*t) <= keep);
+    }
+
+    /// Addresses confirmed now (for tests and stats).
+    pub fn confirmed_count(&self) -> usize {
+        self.confirmed.len()
+    }
+}

@@ -1,0 +1,301 @@
+//! SBS / BaseStation ("port 30003") lines: the record format we ship.
+//! Layout and DF -> transmission type mapping as in
+//! `shared/testdata/SBS_FORMAT.md` (dump1090-fa layout, UTC times, CRLF).
+
+use std::fmt::{self, Write as _};
+
+use crate::modes::adsb::Me;
+use crate::modes::{Body, Frame, Icao};
+
+/// One SBS `MSG` line. Empty optional fields print as nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SbsLine {
+    /// Transmission type 1-8 (SBS_FORMAT.md §3).
+    pub msg_type: u8,
+    pub icao: Icao,
+    /// Reception time, Unix milliseconds.
+    pub generated_ms: i64,
+    /// Time the line was written, Unix milliseconds.
+    pub logged_ms: i64,
+    pub callsign: Option<[u8; 8]>,
+    pub altitude_ft: Option<i32>,
+    pub gs_kt: Option<f64>,
+    pub track_deg: Option<f64>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub vrate_fpm: Option<i32>,
+    pub squawk: Option<u16>,
+    pub alert: Option<bool>,
+    pub emergency: Option<bool>,
+    pub spi: Option<bool>,
+    pub on_ground: Option<bool>,
+}
+
+/// SBS type a frame maps to, or `None` if such frames are not written
+/// (SBS_FORMAT.md §3: TC 0, 20-31, DF19/24, non-ICAO DF18 addresses).
+pub fn msg_type(frame: &Frame) -> Option<u8> {
+    if !frame.address_is_icao() {
+        return None;
+    }
+    match &frame.body {
+        Body::ExtendedSquitter { me, .. } => match me {
+            Me::Identification { .. } => Some(1),
+            Me::SurfacePosition { .. } => Some(2),
+            Me::AirbornePosition { gnss: false, .. } => Some(3),
+            Me::Velocity(_) => Some(4),
+            _ => None,
+        },
+        Body::SurvAltitude { .. } | Body::CommBAltitude { .. } => Some(5),
+        Body::SurvIdentity { .. } | Body::CommBIdentity { .. } => Some(6),
+        Body::ShortAcas { .. } | Body::LongAcas { .. } => Some(7),
+        Body::AllCall { .. } => Some(8),
+        _ => None,
+    }
+}
+
+/// Ground flag from the CA field of DF11/17 (Annex 10 §3.1.2.5.2.2.1):
+/// 4 = on the ground, 5 = airborne, others don't say.
+fn ca_ground(frame: &Frame, ca: u8) -> Option<bool> {
+    if frame.df == 18 {
+        return None;
+    }
+    match ca {
+        4 => Some(true),
+        5 => Some(false),
+        _ => None,
+    }
+}
+
+fn emergency_squawk(sq: u16) -> bool {
+    matches!(sq, 0o7500 | 0o7600 | 0o7700)
+}
+
+impl SbsLine {
+    /// Build the line for `frame`, with `position` if this frame produced
+    /// one. `None` when the frame maps to no SBS type.
+    pub fn from_frame(
+        frame: &Frame,
+        position: Option<(f64, f64)>,
+        generated_ms: i64,
+        logged_ms: i64,
+    ) -> Option<SbsLine> {
+        let msg_type = msg_type(frame)?;
+        let mut l = SbsLine {
+            msg_type,
+            icao: frame.icao,
+            generated_ms,
+            logged_ms,
+            callsign: None,
+            altitude_ft: None,
+            gs_kt: None,
+            track_deg: None,
+            lat: None,
+            lon: None,
+            vrate_fpm: None,
+            squawk: None,
+            alert: None,
+            emergency: None,
+            spi: None,
+            on_ground: None,
+        };
+        if let Some((lat, lon)) = position {
+            l.lat = Some(lat);
+            l.lon = Some(lon);
+        }
+        match &frame.body {
+            Body::ExtendedSquitter { ca, me } => match me {
+                Me::Identification { callsign, .. } => {
+                    l.callsign = *callsign;
+                    l.on_ground = ca_ground(frame, *ca);
+                }
+                Me::SurfacePosition {
+                    gs_kt, track_deg, ..
+                } => {
+                    l.gs_kt = *gs_kt;
+                    l.track_deg = *track_deg;
+                    l.on_ground = Some(true);
+                }
+                Me::AirbornePosition {
+                    altitude_ft,
+                    surveillance_status,
+                    ..
+                } => {
+                    l.altitude_ft = *altitude_ft;
+                    (l.alert, l.spi) = match surveillance_status {
+                        0 => (Some(false), Some(false)),
+                        1 | 2 => (Some(true), None),
+                        _ => (Some(false), Some(true)),
+                    };
+                    l.on_ground = ca_ground(frame, *ca);
+                }
+                Me::Velocity(v) => {
+                    l.gs_kt = v.gs_kt;
+                    l.track_deg = v.track_deg;
+                    l.vrate_fpm = v.vrate_fpm;
+                    l.on_ground = ca_ground(frame, *ca);
+                }
+                _ => {}
+            },
+            Body::SurvAltitude {
+                fs, altitude_ft, ..
+            } => {
+                l.altitude_ft = *altitude_ft;
+                fs_flags(&mut l, *fs);
+            }
+            Body::CommBAltitude {
+                fs,
+                altitude_ft,
+                commb,
+                ..
+            } => {
+                l.altitude_ft = *altitude_ft;
+                l.callsign = commb.callsign.as_deref().and_then(pad8);
+                fs_flags(&mut l, *fs);
+            }
+            Body::SurvIdentity { fs, squawk, .. } | Body::CommBIdentity { fs, squawk, .. } => {
+                l.squawk = Some(*squawk);
+                l.emergency = Some(emergency_squawk(*squawk));
+                fs_flags(&mut l, *fs);
+            }
+            Body::ShortAcas { vs, altitude_ft } | Body::LongAcas { vs, altitude_ft } => {
+                l.altitude_ft = *altitude_ft;
+                l.on_ground = (*vs == 1).then_some(true);
+            }
+            Body::AllCall { ca, .. } => l.on_ground = ca_ground(frame, *ca),
+            _ => {}
+        }
+        Some(l)
+    }
+}
+
+fn fs_flags(l: &mut SbsLine, fs: crate::modes::FlightStatus) {
+    l.alert = fs.alert();
+    l.spi = fs.spi();
+    l.on_ground = fs.on_ground().filter(|&g| g);
+}
+
+fn pad8(s: &str) -> Option<[u8; 8]> {
+    let mut out = [b' '; 8];
+    for (slot, c) in out.iter_mut().zip(s.bytes()) {
+        *slot = c;
+    }
+    (s.len() <= 8).then_some(out)
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar, by counting 400-year eras of 146 097 days from 0000-03-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of era, 0..146096
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // 0..365, from March 1
+    let mp = (5 * doy + 2) / 153; // March = 0
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `YYYY/MM/DD,HH:MM:SS.mmm` in UTC.
+fn write_time(out: &mut impl fmt::Write, ms: i64) -> fmt::Result {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, mo, d) = civil_from_days(days);
+    let (h, mi, s, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    write!(
+        out,
+        "{y:04}/{mo:02}/{d:02},{h:02}:{mi:02}:{s:02}.{milli:03}"
+    )
+}
+
+fn flag(out: &mut String, f: Option<bool>) {
+    match f {
+        Some(true) => out.push_str("-1"),
+        Some(false) => out.push('0'),
+        None => {}
+    }
+}
+
+impl fmt::Display for SbsLine {
+    /// The 22 fields, without line terminator.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::with_capacity(128);
+        write!(s, "MSG,{},1,1,{},1,", self.msg_type, self.icao)?;
+        write_time(&mut s, self.generated_ms)?;
+        s.push(',');
+        write_time(&mut s, self.logged_ms)?;
+        s.push(',');
+        if let Some(cs) = self.callsign {
+            s.extend(cs.iter().map(|&c| char::from(c)));
+        }
+        s.push(',');
+        if let Some(a) = self.altitude_ft {
+            write!(s, "{a}")?;
+        }
+        s.push(',');
+        if let Some(g) = self.gs_kt {
+            write!(s, "{g:.0}")?;
+        }
+        s.push(',');
+        if let Some(t) = self.track_deg {
+            write!(s, "{t:.0}")?;
+        }
+        s.push(',');
+        if let Some(lat) = self.lat {
+            write!(s, "{lat:.5}")?;
+        }
+        s.push(',');
+        if let Some(lon) = self.lon {
+            write!(s, "{lon:.5}")?;
+        }
+        s.push(',');
+        if let Some(v) = self.vrate_fpm {
+            write!(s, "{v}")?;
+        }
+        s.push(',');
+        if let Some(q) = self.squawk {
+            write!(s, "{:04o}", q & 0o7777)?;
+        }
+        s.push(',');
+        flag(&mut s, self.alert);
+        s.push(',');
+        flag(&mut s, self.emergency);
+        s.push(',');
+        flag(&mut s, self.spi);
+        s.push(',');
+        flag(&mut s, self.on_ground);
+        f.write_str(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        // 2026-11-23 is day 20 780.
+        assert_eq!(civil_from_days(20_780), (2026, 11, 23));
+    }
+
+    #[test]
+    fn time_format() {
+        let mut s = String::new();
+        // 2026-11-23 13:21:54.135 UTC
+        write_time(
+            &mut s,
+            20_780 * 86_400_000 + ((13 * 60 + 21) * 60 + 54) * 1000 + 135,
+        )
+        .unwrap();
+        assert_eq!(s, "2026/11/23,13:21:54.135");
+    }
+}
