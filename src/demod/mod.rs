@@ -21,9 +21,8 @@
 //!    preamble whose DF is one we accept is sliced in full and judged by the
 //!    [`Acceptor`] (CRC, guarded repair, address confirmation).
 //! 3. The best verdict wins (clean > repaired; ties go to the clearer bit
-//!    decisions). An accepted frame moves the search past its end; rejected
-//!    or held candidates do not, so a stronger reply that starts inside a
-//!    weaker one is still found.
+//!    decisions). An accepted frame moves the search past its preamble only,
+//!    so a reply that starts inside another one is still found.
 //!
 //! The kernel keeps a tail of samples across calls, so the same input split
 //! at any points yields the same frames.
@@ -123,9 +122,9 @@ pub struct Demodulator {
 
 /// Hypotheses whose preamble pulses average less than this many times the
 /// quiet slots (in sixteenths) are not sliced.
-const PREAMBLE_RATIO_16THS: u32 = 30;
+const PREAMBLE_RATIO_16THS: u32 = 20;
 /// Screen: pulse samples must average this many sixteenths of the quiet ones.
-const SCREEN_RATIO_16THS: u32 = 30;
+const SCREEN_RATIO_16THS: u32 = 22;
 
 impl Demodulator {
     pub fn new(rate: Rate, fix_bits: u8) -> Self {
@@ -211,7 +210,7 @@ impl Demodulator {
                 continue;
             }
             match self.try_position(s) {
-                Some((frame, checked, bits)) => {
+                Some((frame, checked)) => {
                     let accepted = checked.verdict != Verdict::Hold;
                     if !accepted {
                         let repeat = self
@@ -225,10 +224,12 @@ impl Demodulator {
                         self.acceptor.commit(frame, checked, out);
                     }
                     if accepted {
-                        // Skip to the end of the frame: its own pulses would
-                        // otherwise be examined as preambles.
-                        let units = (16 + 2 * bits) * self.rate.h();
-                        self.pos = s + units / self.rate.d();
+                        // Skip the accepted frame's preamble, where shifted
+                        // hypotheses would decode it again, but not its data:
+                        // another reply may start inside it (overlaps), and
+                        // PPM data never holds the 2.5 µs gap the screen
+                        // demands, so scanning it costs little.
+                        self.pos = s + 16 * self.rate.h() / self.rate.d();
                     } else {
                         self.pos += 1;
                     }
@@ -238,47 +239,55 @@ impl Demodulator {
         }
     }
 
-    /// Slice every phase hypothesis at buffer position `s` and return the
-    /// best accepted one.
-    fn try_position(&self, s: usize) -> Option<(Received, Checked, usize)> {
+    /// Slice the phase hypotheses at buffer position `s`, best preamble
+    /// first, and return the best accepted one. A clean decode ends the
+    /// search: later hypotheses have weaker preambles and cannot rank higher.
+    fn try_position(&self, s: usize) -> Option<(Received, Checked)> {
         let m = &self.buf[s..s + self.span];
         let now = self.base + s as u64;
-        let mut best: Option<(Received, Checked, usize, u32)> = None;
-        for slots in &self.phases {
-            let e = |k: usize| -> u32 {
-                let sl = slots[k];
-                let o = usize::from(sl.offset);
-                u32::from(m[o]) * u32::from(sl.w0) + u32::from(m[o + 1]) * u32::from(sl.w1)
-            };
-            let pulse: u32 = PULSE_SLOTS.iter().map(|&k| e(k)).sum();
-            let quiet: u32 = QUIET_SLOTS.iter().map(|&k| e(k)).sum();
-            // Mean pulse slot vs mean quiet slot.
-            if pulse as u64 * QUIET_SLOTS.len() as u64 * 16
-                <= u64::from(PREAMBLE_RATIO_16THS) * quiet as u64 * PULSE_SLOTS.len() as u64
-            {
-                continue;
+        let energy = |slots: &[Slot; SLOTS], k: usize| -> u32 {
+            let sl = slots[k];
+            let o = usize::from(sl.offset);
+            u32::from(m[o]) * u32::from(sl.w0) + u32::from(m[o + 1]) * u32::from(sl.w1)
+        };
+        // Preamble score per phase: pulse energy minus the scaled quiet
+        // energy; hypotheses failing the ratio test are dropped.
+        let mut order: [(i64, u32, usize); 5] = [(i64::MIN, 0, 0); 5];
+        let mut n = 0;
+        for (p, slots) in self.phases.iter().enumerate() {
+            let pulse: u32 = PULSE_SLOTS.iter().map(|&k| energy(slots, k)).sum();
+            let quiet: u32 = QUIET_SLOTS.iter().map(|&k| energy(slots, k)).sum();
+            let lhs = u64::from(pulse) * QUIET_SLOTS.len() as u64 * 16;
+            let rhs = u64::from(PREAMBLE_RATIO_16THS) * u64::from(quiet) * PULSE_SLOTS.len() as u64;
+            if lhs > rhs {
+                order[n] = (lhs as i64 - rhs as i64, pulse, p);
+                n += 1;
             }
+        }
+        let order = &mut order[..n];
+        order.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+
+        let mut best: Option<(Received, Checked, u32)> = None;
+        let mut margins = [0u32; 112];
+        for &(_, pulse, p) in order.iter() {
+            let slots = &self.phases[p];
             let mut bytes = [0u8; 14];
-            let mut margin: u32 = 0;
-            // First byte decides the format and so the length.
-            let slice_byte = |i: usize, bytes: &mut [u8; 14], margin: &mut u32| {
-                let mut b = 0u8;
-                for j in 0..8 {
-                    let k = 16 + 2 * (i * 8 + j);
-                    let (a, z) = (e(k), e(k + 1));
-                    b = (b << 1) | u8::from(a > z);
-                    *margin += a.abs_diff(z);
+            let mut slice = |from: usize, to: usize, bytes: &mut [u8; 14]| {
+                for bit in from..to {
+                    let k = 16 + 2 * bit;
+                    let (a, z) = (energy(slots, k), energy(slots, k + 1));
+                    bytes[bit / 8] |= u8::from(a > z) << (7 - bit % 8);
+                    margins[bit] = a.abs_diff(z);
                 }
-                bytes[i] = b;
             };
-            slice_byte(0, &mut bytes, &mut margin);
+            // The first byte decides the format and so the length.
+            slice(0, 8, &mut bytes);
             let df = df_of(bytes[0]);
             let bits = if matches!(df, 0 | 4 | 5 | 11 | 16 | 17 | 18 | 20 | 21) {
                 df_bits(df)
             } else if self.acceptor.could_repair_df(bytes[0]) {
                 // Possibly a DF11/17/18 with a damaged DF field: slice the
-                // length of the format it would be (the 5 bits after repair
-                // must match, so 11 and 17/18 never mix).
+                // length of the format it would be.
                 if (bytes[0] >> 3) < 16 {
                     56
                 } else {
@@ -287,16 +296,15 @@ impl Demodulator {
             } else {
                 continue;
             };
-            for i in 1..bits / 8 {
-                slice_byte(i, &mut bytes, &mut margin);
-            }
+            slice(8, bits, &mut bytes);
             let len = bits / 8;
-            let Some(checked) = self.acceptor.check(&mut bytes, len, now) else {
+            let Some(checked) = self.acceptor.check(&mut bytes, len, now, &margins[..bits]) else {
                 continue;
             };
+            let margin: u32 = margins[..bits].iter().sum();
             let better = match &best {
                 None => true,
-                Some((_, c, _, mg)) => (checked.verdict.rank(), margin) > (c.verdict.rank(), *mg),
+                Some((_, c, mg)) => (checked.verdict.rank(), margin) > (c.verdict.rank(), *mg),
             };
             if better {
                 let signal = (pulse / (4 * self.rate.h() as u32)).min(65535) as u16;
@@ -308,10 +316,13 @@ impl Demodulator {
                     repaired: 0,
                     late: false,
                 };
-                best = Some((frame, checked, bits, margin));
+                best = Some((frame, checked, margin));
+            }
+            if checked.verdict == Verdict::Clean {
+                break;
             }
         }
-        best.map(|(f, c, b, _)| (f, c, b))
+        best.map(|(f, c, _)| (f, c))
     }
 }
 

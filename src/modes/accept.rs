@@ -64,6 +64,9 @@ pub enum Verdict {
     Known,
     /// Repaired this many bits; address confirmed before.
     Repaired(u8),
+    /// One bit repaired, address not confirmed, but the flipped bit was among
+    /// the frame's least certain decisions: emitted, confirms nothing.
+    RepairedNew,
     /// Address not (yet) confirmed: hold.
     Hold,
 }
@@ -76,6 +79,7 @@ impl Verdict {
             Verdict::Clean => 5,
             Verdict::Known => 4,
             Verdict::Repaired(n) => 4 - n.min(3),
+            Verdict::RepairedNew => 1,
             Verdict::Hold => 0,
         }
     }
@@ -94,8 +98,6 @@ pub struct AcceptStats {
     pub accepted_by_df: [u64; 25],
     pub repaired_1bit: u64,
     pub repaired_2bit: u64,
-    /// Repairs refused because they would have named an unconfirmed address.
-    pub repairs_refused: u64,
     pub held: u64,
     pub released: u64,
     pub expired: u64,
@@ -135,6 +137,20 @@ fn syndromes() -> &'static Syndromes {
             }
         }
         Syndromes { one, two }
+    })
+}
+
+/// How many of a frame's least certain bits a repair for a new address may
+/// touch.
+pub const WEAK_BITS: usize = 2;
+
+/// Whether every bit in `bits` is among the `WEAK_BITS` smallest margins.
+fn is_among_weakest(margins: &[u32], bits: &[u8]) -> bool {
+    bits.iter().all(|&b| {
+        let Some(&mb) = margins.get(usize::from(b)) else {
+            return false;
+        };
+        margins.iter().filter(|&&m| m < mb).count() < WEAK_BITS
     })
 }
 
@@ -187,7 +203,17 @@ impl Acceptor {
 
     /// Judge a candidate without changing state. May repair `bytes` in place
     /// (only when the verdict is `Repaired`). `None` = not a frame.
-    pub fn check(&self, bytes: &mut [u8; 14], len: usize, now: u64) -> Option<Checked> {
+    ///
+    /// `margins` holds, per bit, how clearly it was decided (difference of
+    /// the two half-bit energies); it lets a repair of a frame from a new
+    /// address be judged by whether the flipped bit was a doubtful one.
+    pub fn check(
+        &self,
+        bytes: &mut [u8; 14],
+        len: usize,
+        now: u64,
+        margins: &[u32],
+    ) -> Option<Checked> {
         let df = df_of(bytes[0]);
         let residue = crc::residue(&bytes[..len]);
         if df_bits(df) != len * 8 {
@@ -201,7 +227,7 @@ impl Acceptor {
                         icao: aa(bytes),
                     });
                 }
-                self.repair(bytes, len, residue, now)
+                self.repair(bytes, len, residue, now, margins)
             }
             11 => {
                 let icao = aa(bytes);
@@ -220,7 +246,7 @@ impl Acceptor {
                     };
                     return Some(Checked { verdict, icao });
                 }
-                self.repair(bytes, len, residue, now)
+                self.repair(bytes, len, residue, now, margins)
             }
             0 | 4 | 5 | 16 | 20 | 21 => {
                 let verdict = if self.is_confirmed(residue, now) {
@@ -234,7 +260,7 @@ impl Acceptor {
                 })
             }
             // Any other format can only be a DF11/17/18 with errors in its DF bits.
-            _ => self.repair(bytes, len, residue, now),
+            _ => self.repair(bytes, len, residue, now, margins),
         }
     }
 
@@ -247,41 +273,51 @@ impl Acceptor {
             .any(|&t| (df5 ^ t).count_ones() <= u32::from(self.fix_bits))
     }
 
-    fn repair(&self, bytes: &mut [u8; 14], len: usize, residue: u32, now: u64) -> Option<Checked> {
+    fn repair(
+        &self,
+        bytes: &mut [u8; 14],
+        len: usize,
+        residue: u32,
+        now: u64,
+        margins: &[u32],
+    ) -> Option<Checked> {
         if self.fix_bits == 0 {
             return None;
         }
         let s = syndromes();
         let k = usize::from(len == 14);
         let mut fixed = *bytes;
-        let n = if let Some(&bit) = s.one[k].get(&residue) {
+        let (n, weakest) = if let Some(&bit) = s.one[k].get(&residue) {
             flip(&mut fixed, bit);
-            1
+            (1, is_among_weakest(margins, &[bit]))
         } else if self.fix_bits >= 2 {
             let &(a, b) = s.two[k].get(&residue)?;
             flip(&mut fixed, a);
             flip(&mut fixed, b);
-            2
+            (2, false)
         } else {
             return None;
         };
         let icao = aa(&fixed);
         let df = df_of(fixed[0]);
-        if !matches!(df, 11 | 17 | 18) || df_bits(df) != len * 8 || !self.is_confirmed(icao, now) {
+        if !matches!(df, 11 | 17 | 18) || df_bits(df) != len * 8 {
             return None;
         }
+        // A repair may speak for a new address only if it flipped one of the
+        // least certain bits of a DF17/18: a real single-bit error sits where
+        // the decision was marginal, while a garbage frame whose residue
+        // happens to match a syndrome names a random bit. That cuts the odds
+        // of a phantom by WEAK_BITS/112 on top of the 112/2^24 of a syndrome
+        // match. Such a frame is emitted but confirms nothing.
+        let verdict = if self.is_confirmed(icao, now) {
+            Verdict::Repaired(n)
+        } else if weakest && df != 11 {
+            Verdict::RepairedNew
+        } else {
+            return None;
+        };
         *bytes = fixed;
-        Some(Checked {
-            verdict: Verdict::Repaired(n),
-            icao,
-        })
-    }
-
-    /// A repair was possible but refused (for the stats): called by the
-    /// demodulator when no hypothesis at a position was accepted but a
-    /// repair would have invented an address.
-    pub fn note_refused_repair(&mut self) {
-        self.stats.repairs_refused += 1;
+        Some(Checked { verdict, icao })
     }
 
     /// Record the chosen candidate and append what is now emitted to `out`:
@@ -310,6 +346,7 @@ impl Acceptor {
                     self.stats.repaired_2bit += 1;
                 }
             }
+            Verdict::RepairedNew => self.stats.repaired_1bit += 1,
             Verdict::Clean | Verdict::Known => {}
         }
         let df = df_of(frame.bytes[0]);
@@ -325,6 +362,7 @@ impl Acceptor {
         out.push(Received {
             repaired: match checked.verdict {
                 Verdict::Repaired(n) => n,
+                Verdict::RepairedNew => 1,
                 _ => 0,
             },
             ..frame

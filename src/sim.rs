@@ -1,1 +1,0 @@
-//! Mode S signal synthesizer (being written).
