@@ -46,16 +46,18 @@ fn ideal_df17_is_found_at_its_sample() {
 
 #[test]
 fn same_frames_whatever_the_split() {
+    // A DF11 with IC=0 from the first aircraft: parity = CRC of the rest.
+    let mut df11 = hex("5D406B90000000");
+    let p = crate::modes::crc::checksum(&df11[..4]);
+    df11[4..].copy_from_slice(&p.to_be_bytes()[1..]);
+    let frames = [
+        hex("8D406B902015A678D4D220AA4BDA"),
+        hex("8D40621D58C382D690C8AC2863A7"),
+        df11,
+    ];
     let mut m = Vec::new();
-    for (i, f) in [
-        "8D406B902015A678D4D220AA4BDA",
-        "8D40621D58C382D690C8AC2863A7",
-        "5D484FDEA248F5",
-    ]
-    .iter()
-    .enumerate()
-    {
-        m.extend(ideal_2m(&hex(f), 37 + i * 11, 9_000 + 3_000 * i as u16));
+    for (i, f) in frames.iter().enumerate() {
+        m.extend(ideal_2m(f, 37 + i * 11, 9_000 + 3_000 * i as u16));
     }
     let run = |cuts: &[usize]| {
         let mut d = Demodulator::new(Rate::Msps2_0, 1);
