@@ -17,6 +17,7 @@ use adsb_kinesis::json::frame_json;
 use adsb_kinesis::modes::accept::Received;
 use adsb_kinesis::modes::{self, Frame};
 use adsb_kinesis::sbs::SbsLine;
+use adsb_kinesis::sim::{simulate, SimConfig, Simulator};
 use adsb_kinesis::track::Tracker;
 
 #[derive(Parser)]
@@ -34,6 +35,173 @@ struct Cli {
 enum Command {
     /// Decode a recording (or hex frames) and print SBS, AVR or JSON to stdout.
     Decode(DecodeArgs),
+    /// Synthesize Mode S IQ (cu8/cs16) with ground-truth frames beside it.
+    Simulate(SimulateArgs),
+    /// Simulate a sky and decode it live through the full demodulator:
+    /// SBS lines on stdout, no dongle needed.
+    Demo(DemoArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum IqFormat {
+    Cu8,
+    Cs16,
+}
+
+#[derive(Args)]
+struct SkyArgs {
+    /// Aircraft in the air at any time.
+    #[arg(long, default_value = "10")]
+    aircraft: usize,
+    /// Sample rate: 2000000 or 2400000 (also 2.0M, 2.4M).
+    #[arg(long, default_value = "2400000", value_parser = parse_rate)]
+    sample_rate: u32,
+    /// Per-aircraft SNR in dB, or a range MIN:MAX drawn per aircraft. SNR is
+    /// pulse power over the noise power in the whole sampled bandwidth.
+    #[arg(long, default_value = "15:30", value_parser = parse_snr)]
+    snr: (f64, f64),
+    /// Fraction of replies made to overlap another reply (0..1).
+    #[arg(long, default_value = "0")]
+    overlap: f64,
+    /// Random seed: the same arguments give the same bytes.
+    #[arg(long, default_value = "1")]
+    seed: u64,
+    /// Receiver latitude, degrees.
+    #[arg(long, default_value = "37.5", allow_hyphen_values = true, value_parser = parse_lat)]
+    lat: f64,
+    /// Receiver longitude, degrees.
+    #[arg(long, default_value = "14.0", allow_hyphen_values = true, value_parser = parse_lon)]
+    lon: f64,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Output IQ file; the truth goes to OUTPUT.truth.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Sample format of the output.
+    #[arg(long, value_enum, default_value = "cu8")]
+    format: IqFormat,
+    /// Seconds of signal.
+    #[arg(long, default_value = "10")]
+    duration: f64,
+    #[command(flatten)]
+    sky: SkyArgs,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Seconds of simulated signal to decode (0 = forever).
+    #[arg(long, default_value = "10")]
+    duration: f64,
+    #[command(flatten)]
+    sky: SkyArgs,
+}
+
+fn parse_snr(s: &str) -> Result<(f64, f64), String> {
+    let bad = || format!("{s:?} is not an SNR in dB or a range MIN:MAX");
+    let (a, b) = match s.split_once(':') {
+        Some((a, b)) => (a.parse::<f64>().map_err(|_| bad())?, b.parse::<f64>().map_err(|_| bad())?),
+        None => {
+            let v = s.parse::<f64>().map_err(|_| bad())?;
+            (v, v)
+        }
+    };
+    if a.is_finite() && b.is_finite() && a <= b {
+        Ok((a, b))
+    } else {
+        Err(bad())
+    }
+}
+
+fn sim_config(sky: &SkyArgs, duration: f64, format: SampleFormat) -> SimConfig {
+    SimConfig {
+        aircraft: sky.aircraft,
+        duration_s: duration,
+        sample_rate: sky.sample_rate,
+        format,
+        snr_db: sky.snr,
+        seed: sky.seed,
+        overlap: sky.overlap,
+        receiver: (sky.lat, sky.lon),
+        ..SimConfig::default()
+    }
+}
+
+fn simulate_cmd(a: SimulateArgs) -> Result<()> {
+    if !(a.duration.is_finite() && a.duration > 0.0) {
+        bail!("--duration must be a positive number of seconds");
+    }
+    let format = if a.format == IqFormat::Cu8 { SampleFormat::Cu8 } else { SampleFormat::Cs16 };
+    let cfg = sim_config(&a.sky, a.duration, format);
+    cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut truth_path = a.output.clone().into_os_string();
+    truth_path.push(".truth");
+    let create = |p: &std::path::Path| File::create(p).with_context(|| format!("cannot create {}", p.display()));
+    let mut iq = BufWriter::new(create(&a.output)?);
+    let mut truth = BufWriter::new(create(std::path::Path::new(&truth_path))?);
+    let stats = simulate(&cfg, &mut iq, &mut truth)?;
+    iq.flush()?;
+    truth.flush()?;
+    eprintln!(
+        "wrote {} samples to {} and {} frames to {}",
+        stats.samples,
+        a.output.display(),
+        stats.frames,
+        std::path::Path::new(&truth_path).display()
+    );
+    Ok(())
+}
+
+fn demo(a: DemoArgs) -> Result<()> {
+    if !(a.duration.is_finite() && a.duration >= 0.0) {
+        bail!("--duration must be a number of seconds (0 = forever)");
+    }
+    let duration = if a.duration == 0.0 { f64::INFINITY } else { a.duration };
+    let cfg = sim_config(&a.sky, duration, SampleFormat::Cu8);
+    cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rate = Rate::from_hz(cfg.sample_rate).context("unsupported sample rate")?;
+    let hz = f64::from(rate.hz());
+    let mut sim = Simulator::new(cfg.clone());
+    let mut dec = IqDecoder::new(SampleFormat::Cu8, rate, 1);
+    let stdout = io::stdout();
+    let mut p = Printer {
+        out: BufWriter::new(stdout.lock()),
+        format: OutputFormat::Sbs,
+        tracker: Tracker::new(Some(cfg.receiver)),
+        start_ms: now_ms(),
+        frames_by_df: [0; 25],
+        undecodable: 0,
+        repaired: 0,
+        late: 0,
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut truth = Vec::new();
+    let mut frames = Vec::new();
+    let mut sent = 0u64;
+    let flush = |p: &mut Printer<BufWriter<io::StdoutLock<'_>>>, frames: &mut Vec<Received>| -> io::Result<()> {
+        for r in frames.drain(..) {
+            if let Ok(frame) = modes::parse(r.bytes()) {
+                p.frame(&frame, r.sample as f64 / hz, Some(&r))?;
+            }
+        }
+        p.out.flush()
+    };
+    loop {
+        let n = sim.fill(&mut buf, &mut truth);
+        sent += truth.len() as u64;
+        truth.clear();
+        if n == 0 {
+            break;
+        }
+        dec.push(&buf[..n], &mut frames);
+        flush(&mut p, &mut frames)?;
+    }
+    dec.finish(&mut frames);
+    flush(&mut p, &mut frames)?;
+    let got: u64 = p.frames_by_df.iter().sum();
+    eprintln!("simulated {sent} frames, decoded {got}, aircraft {}, positions {}", p.tracker.len(), p.tracker.stats.positions);
+    Ok(())
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -319,6 +487,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Decode(a) => decode(a),
+        Command::Simulate(a) => simulate_cmd(a),
+        Command::Demo(a) => demo(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
