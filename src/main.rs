@@ -101,7 +101,10 @@ struct DemoArgs {
 fn parse_snr(s: &str) -> Result<(f64, f64), String> {
     let bad = || format!("{s:?} is not an SNR in dB or a range MIN:MAX");
     let (a, b) = match s.split_once(':') {
-        Some((a, b)) => (a.parse::<f64>().map_err(|_| bad())?, b.parse::<f64>().map_err(|_| bad())?),
+        Some((a, b)) => (
+            a.parse::<f64>().map_err(|_| bad())?,
+            b.parse::<f64>().map_err(|_| bad())?,
+        ),
         None => {
             let v = s.parse::<f64>().map_err(|_| bad())?;
             (v, v)
@@ -132,12 +135,18 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
     if !(a.duration.is_finite() && a.duration > 0.0) {
         bail!("--duration must be a positive number of seconds");
     }
-    let format = if a.format == IqFormat::Cu8 { SampleFormat::Cu8 } else { SampleFormat::Cs16 };
+    let format = if a.format == IqFormat::Cu8 {
+        SampleFormat::Cu8
+    } else {
+        SampleFormat::Cs16
+    };
     let cfg = sim_config(&a.sky, a.duration, format);
     cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut truth_path = a.output.clone().into_os_string();
     truth_path.push(".truth");
-    let create = |p: &std::path::Path| File::create(p).with_context(|| format!("cannot create {}", p.display()));
+    let create = |p: &std::path::Path| {
+        File::create(p).with_context(|| format!("cannot create {}", p.display()))
+    };
     let mut iq = BufWriter::new(create(&a.output)?);
     let mut truth = BufWriter::new(create(std::path::Path::new(&truth_path))?);
     let stats = simulate(&cfg, &mut iq, &mut truth)?;
@@ -157,7 +166,11 @@ fn demo(a: DemoArgs) -> Result<()> {
     if !(a.duration.is_finite() && a.duration >= 0.0) {
         bail!("--duration must be a number of seconds (0 = forever)");
     }
-    let duration = if a.duration == 0.0 { f64::INFINITY } else { a.duration };
+    let duration = if a.duration == 0.0 {
+        f64::INFINITY
+    } else {
+        a.duration
+    };
     let cfg = sim_config(&a.sky, duration, SampleFormat::Cu8);
     cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let rate = Rate::from_hz(cfg.sample_rate).context("unsupported sample rate")?;
@@ -179,7 +192,9 @@ fn demo(a: DemoArgs) -> Result<()> {
     let mut truth = Vec::new();
     let mut frames = Vec::new();
     let mut sent = 0u64;
-    let flush = |p: &mut Printer<BufWriter<io::StdoutLock<'_>>>, frames: &mut Vec<Received>| -> io::Result<()> {
+    let flush = |p: &mut Printer<BufWriter<io::StdoutLock<'_>>>,
+                 frames: &mut Vec<Received>|
+     -> io::Result<()> {
         for r in frames.drain(..) {
             if let Ok(frame) = modes::parse(r.bytes()) {
                 p.frame(&frame, r.sample as f64 / hz, Some(&r))?;
@@ -200,7 +215,11 @@ fn demo(a: DemoArgs) -> Result<()> {
     dec.finish(&mut frames);
     flush(&mut p, &mut frames)?;
     let got: u64 = p.frames_by_df.iter().sum();
-    eprintln!("simulated {sent} frames, decoded {got}, aircraft {}, positions {}", p.tracker.len(), p.tracker.stats.positions);
+    eprintln!(
+        "simulated {sent} frames, decoded {got}, aircraft {}, positions {}",
+        p.tracker.len(),
+        p.tracker.stats.positions
+    );
     Ok(())
 }
 
@@ -373,8 +392,11 @@ fn decode(args: DecodeArgs) -> Result<()> {
     match args.iformat {
         InputFormat::Hex => {
             let mut t_last = 0.0;
-            for (n, line) in BufReader::new(input).lines().enumerate() {
+            // Split on bytes, not UTF-8 lines: a stray binary byte is a bad
+            // line to warn about, not a reason to stop.
+            for (n, line) in BufReader::new(input).split(b'\n').enumerate() {
                 let line = line.with_context(|| format!("reading {}", args.input.display()))?;
+                let line = String::from_utf8_lossy(&line);
                 match hexin::parse_line(&line) {
                     Ok(None) => {}
                     Ok(Some((t, bytes))) => {
