@@ -184,7 +184,10 @@ fn me_json(m: &mut Map<String, Value>, me: &Me) {
         Me::Velocity(v) => {
             put(m, "tc", 19);
             put(m, "subtype", v.subtype);
-            put_opt(m, "gs_kt", v.gs_kt);
+            // Whole knots with the fraction dropped, the convention of the
+            // known-answer vectors (the speed is derived from two 1 kt
+            // components, and DO-260B defines no rounding for it).
+            put_opt(m, "gs_kt", v.gs_kt.map(|g| g.trunc() as i64));
             put_opt(m, "track_deg", v.track_deg.map(|t| round(t, 2)));
             put_opt(m, "heading_deg", v.heading_deg.map(|t| round(t, 2)));
             put_opt(m, "ias_kt", v.ias_kt);

@@ -63,7 +63,8 @@ pub enum Me {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Velocity {
     pub subtype: u8,
-    /// Ground speed (subtypes 1-2), knots.
+    /// Ground speed (subtypes 1-2), knots: the exact magnitude of the
+    /// east/north components, unrounded; each output quantises it its own way.
     pub gs_kt: Option<f64>,
     /// Ground track (subtypes 1-2), degrees true 0-360.
     pub track_deg: Option<f64>,
@@ -214,7 +215,7 @@ fn velocity(me: u64) -> Velocity {
             if vew != 0 && vns != 0 {
                 let east = f64::from(vew - 1) * scale * if dew == 1 { -1.0 } else { 1.0 };
                 let north = f64::from(vns - 1) * scale * if dns == 1 { -1.0 } else { 1.0 };
-                v.gs_kt = Some(east.hypot(north).round());
+                v.gs_kt = Some(east.hypot(north));
                 let trk = east.atan2(north).to_degrees();
                 v.track_deg = Some(if trk < 0.0 { trk + 360.0 } else { trk });
             }
