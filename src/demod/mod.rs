@@ -265,7 +265,7 @@ impl Demodulator {
             }
         }
         let order = &mut order[..n];
-        order.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        order.sort_unstable_by_key(|o| std::cmp::Reverse(o.0));
 
         let mut best: Option<(Received, Checked, u32)> = None;
         let mut margins = [0u32; 112];

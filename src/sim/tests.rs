@@ -494,25 +494,3 @@ fn constant_memory_long_run() {
     assert!(max_on_air < 60, "{max_on_air} replies held");
     assert!(max_queue <= 150 * 6 + 40, "{max_queue} events queued");
 }
-
-/// Speed of a 60 s, 150-aircraft, 2.4 MS/s Cu8 run; run once with
-/// `cargo test --release --lib sim::tests::speed_60s -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn speed_60s_150_aircraft() {
-    let c = SimConfig {
-        overlap: 0.05,
-        ..cfg(150, 60.0)
-    };
-    let start = std::time::Instant::now();
-    let stats = simulate(&c, &mut io::sink(), &mut io::sink()).unwrap();
-    let dt = start.elapsed();
-    println!(
-        "{} samples, {} frames ({} overlapped) in {:.2?} ({:.1}x real time)",
-        stats.samples,
-        stats.frames,
-        stats.overlapped,
-        dt,
-        60.0 / dt.as_secs_f64()
-    );
-}
