@@ -325,3 +325,46 @@ fn body(df: u8, residue: u32, i: Bits<'_>) -> IResult<Bits<'_>, (Option<u32>, Bo
         _ => Ok((i, (None, Body::Other))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        // No byte sequence makes the parser panic; lengths other than 7/14
+        // and formats of the wrong length are errors, not frames.
+        #[test]
+        fn any_bytes_parse_or_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..20)) {
+            match parse(&bytes) {
+                Ok(f) => {
+                    assert_eq!(f.bytes(), &bytes[..]);
+                    assert_eq!(df_bits(f.df), bytes.len() * 8);
+                }
+                Err(DecodeError::BadLength { len }) => assert!(len != 7 && len != 14),
+                Err(DecodeError::LengthMismatch { df, .. }) => assert_ne!(df_bits(df), bytes.len() * 8),
+            }
+        }
+
+        // Every 112-bit frame whose first 5 bits say DF17 decodes its ME.
+        #[test]
+        fn any_df17_decodes(rest in proptest::collection::vec(proptest::num::u8::ANY, 13)) {
+            let mut b = vec![0x8D];
+            b.extend(rest);
+            let f = parse(&b).unwrap();
+            assert!(matches!(f.body, Body::ExtendedSquitter { .. }));
+        }
+    }
+
+    #[test]
+    fn length_errors_name_the_problem() {
+        assert_eq!(parse(&[0x8D; 3]), Err(DecodeError::BadLength { len: 3 }));
+        assert_eq!(
+            parse(&[0x8D; 7]),
+            Err(DecodeError::LengthMismatch {
+                df: 17,
+                expected: 112,
+                got: 56
+            })
+        );
+    }
+}
