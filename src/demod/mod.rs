@@ -67,22 +67,64 @@ impl Rate {
             Rate::Msps2_4 => 6,
         }
     }
-    /// Samples covered by the preamble screen's sample sets.
-    fn screen(self) -> (&'static [usize], &'static [usize]) {
+    /// The preamble screen at one sample position: `w` holds the 20
+    /// samples from the candidate start.
+    ///
+    /// Two tests, both on samples whose role does not depend on the phase:
+    /// the samples that hold the pulses must on average stand above those
+    /// that are quiet, and the third and fourth pulses (after the 2.5 µs
+    /// gap) must each put a sample clearly above the quiet mean. Inside a
+    /// reply's own data the "quiet" samples carry PPM pulses, so the second
+    /// test rejects most positions there. The first two pulses are not
+    /// required individually: overlaps and clipping damage them often
+    /// enough that the reference decoders find frames without them.
+    #[inline(always)]
+    fn screen(self, w: &[u16]) -> bool {
+        let m = |i: usize| u32::from(w[i]);
         match self {
-            // Pulses at [φ,φ+1), [2+φ,3+φ), [7+φ,8+φ), [9+φ,10+φ) samples for
-            // φ in [0,1): these samples hold all four pulses; samples 4-6 and
-            // 11-15 are quiet for every φ.
-            Rate::Msps2_0 => (&[0, 1, 2, 3, 7, 8, 9, 10], &[4, 5, 6, 11, 12, 13, 14, 15]),
-            // Pulses at 0, 2.4, 8.4, 10.8 samples (+φ), 1.2 samples long:
-            // samples 0-1, 2-4, 8-10 and 10-12 hold them whatever φ in [0,1);
-            // 5-7 and 13-18 are quiet.
-            Rate::Msps2_4 => (
-                &[0, 1, 2, 3, 4, 8, 9, 10, 11, 12],
-                &[5, 6, 7, 13, 14, 15, 16, 17, 18],
-            ),
+            // Pulses at [φ,φ+1), [2+φ,3+φ), [7+φ,8+φ), [9+φ,10+φ) samples
+            // for φ in [0,1): samples 4-6 and 11-15 are quiet for every φ.
+            Rate::Msps2_0 => {
+                let q = [m(4), m(5), m(6), m(11), m(12), m(13), m(14), m(15)];
+                let quiet: u32 = q.iter().sum();
+                let pulses = m(0) + m(1) + m(2) + m(3) + m(7) + m(8) + m(9) + m(10);
+                if pulses * 16 <= quiet * MEAN_RATIO_16THS {
+                    return false;
+                }
+                let t = trimmed(&q) * PULSE_RATIO_16THS / ((q.len() as u32 - 2) * 16);
+                m(7).max(m(8)) > t && m(9).max(m(10)) > t
+            }
+            // Pulses 1.2 samples long at 0, 2.4, 8.4, 10.8 (+φ): samples
+            // 0-1, 2-4, 8-10 and 10-12 hold them; 5-7 and 13-18 are quiet.
+            Rate::Msps2_4 => {
+                let q = [m(5), m(6), m(7), m(13), m(14), m(15), m(16), m(17), m(18)];
+                let quiet: u32 = q.iter().sum();
+                let pulses = m(0) + m(1) + m(2) + m(3) + m(4) + m(8) + m(9) + m(10) + m(11) + m(12);
+                if pulses * 9 * 16 <= quiet * 10 * MEAN_RATIO_16THS {
+                    return false;
+                }
+                let t = trimmed(&q) * PULSE_RATIO_16THS / ((q.len() as u32 - 2) * 16);
+                m(8).max(m(9)).max(m(10)) > t && m(10).max(m(11)).max(m(12)) > t
+            }
         }
     }
+}
+
+/// Sum of the quiet samples without the two largest: an overlapping reply
+/// puts pulses into a few of them, and the level that matters is the noise.
+#[inline(always)]
+fn trimmed(q: &[u32]) -> u32 {
+    let (mut a, mut b, mut sum) = (0, 0, 0);
+    for &x in q {
+        sum += x;
+        if x > a {
+            b = a;
+            a = x;
+        } else if x > b {
+            b = x;
+        }
+    }
+    sum - a - b
 }
 
 /// Half-bit slots: 16 for the preamble, 224 for the longest data block.
@@ -123,8 +165,13 @@ pub struct Demodulator {
 /// Hypotheses whose preamble pulses average less than this many times the
 /// quiet slots (in sixteenths) are not sliced.
 const PREAMBLE_RATIO_16THS: u32 = 20;
-/// Screen: pulse samples must average this many sixteenths of the quiet ones.
-const SCREEN_RATIO_16THS: u32 = 22;
+/// Phase hypotheses sliced per position, best preamble first.
+const MAX_PHASES_SLICED: usize = 2;
+/// Screen: mean pulse sample over mean quiet sample, in sixteenths.
+const MEAN_RATIO_16THS: u32 = 22;
+/// Screen: the third and fourth pulses must each peak above this many
+/// sixteenths of the mean quiet sample.
+const PULSE_RATIO_16THS: u32 = 32;
 
 impl Demodulator {
     pub fn new(rate: Rate, fix_bits: u8) -> Self {
@@ -191,21 +238,14 @@ impl Demodulator {
     }
 
     fn scan(&mut self, out: &mut Vec<Received>) {
-        let (pulse_set, quiet_set) = self.rate.screen();
         let need = self.span.max(20);
         if self.buf.len() < need {
             return;
         }
         let end = self.buf.len() - need;
-        let np = pulse_set.len() as u32;
-        let nq = quiet_set.len() as u32;
         while self.pos < end {
             let s = self.pos;
-            let w = &self.buf[s..s + 20];
-            let pulses: u32 = pulse_set.iter().map(|&i| u32::from(w[i])).sum();
-            let quiet: u32 = quiet_set.iter().map(|&i| u32::from(w[i])).sum();
-            // pulses/np > ratio * quiet/nq, in integers.
-            if pulses * nq * 16 <= SCREEN_RATIO_16THS * quiet * np || pulses == 0 {
+            if !self.rate.screen(&self.buf[s..s + 20]) {
                 self.pos += 1;
                 continue;
             }
@@ -269,7 +309,9 @@ impl Demodulator {
 
         let mut best: Option<(Received, Checked, u32)> = None;
         let mut margins = [0u32; 112];
-        for &(_, pulse, p) in order.iter() {
+        // The true phase is almost always among the two best preambles; the
+        // others only cost time on garbage.
+        for &(_, pulse, p) in order.iter().take(MAX_PHASES_SLICED) {
             let slots = &self.phases[p];
             let mut bytes = [0u8; 14];
             let mut slice = |from: usize, to: usize, bytes: &mut [u8; 14]| {
