@@ -288,7 +288,11 @@ impl Demodulator {
         let energy = |slots: &[Slot; SLOTS], k: usize| -> u32 {
             let sl = slots[k];
             let o = usize::from(sl.offset);
-            u32::from(m[o]) * u32::from(sl.w0) + u32::from(m[o + 1]) * u32::from(sl.w1)
+            debug_assert!(o + 1 < m.len());
+            // SAFETY: `new` builds every slot with offset + 1 < span, and
+            // `m` is exactly `span` samples long.
+            let (a, b) = unsafe { (*m.get_unchecked(o), *m.get_unchecked(o + 1)) };
+            u32::from(a) * u32::from(sl.w0) + u32::from(b) * u32::from(sl.w1)
         };
         // Preamble score per phase: pulse energy minus the scaled quiet
         // energy; hypotheses failing the ratio test are dropped.
@@ -314,16 +318,41 @@ impl Demodulator {
         for &(_, pulse, p) in order.iter().take(MAX_PHASES_SLICED) {
             let slots = &self.phases[p];
             let mut bytes = [0u8; 14];
-            let mut slice = |from: usize, to: usize, bytes: &mut [u8; 14]| {
-                for bit in from..to {
-                    let k = 16 + 2 * bit;
-                    let (a, z) = (energy(slots, k), energy(slots, k + 1));
-                    bytes[bit / 8] |= u8::from(a > z) << (7 - bit % 8);
-                    margins[bit] = a.abs_diff(z);
+            // At 2.0 MS/s with a half-sample phase every sample straddles two
+            // half-bit slots, so a slot's energy is (previous + 2·own +
+            // next)/2 pulse levels and the plain comparison of a bit's halves
+            // gives (2·bit - previous bit - next bit)/2: no margin at all for
+            // 000 and 111. Knowing the previous bit, the halves differ by at
+            // least ±A/2 around a threshold of ∓A/4 (A = one pulse slot), so
+            // that phase is sliced with decision feedback.
+            let feedback = (self.rate == Rate::Msps2_0 && p == 1).then_some(pulse / 16);
+            let mut prev_one = true; // the preamble ends quiet, like after a 1
+            let mut slice = |from_byte: usize, to_byte: usize, bytes: &mut [u8; 14]| {
+                for (i, byte) in bytes.iter_mut().enumerate().take(to_byte).skip(from_byte) {
+                    let mut b = 0u8;
+                    for bit in i * 8..i * 8 + 8 {
+                        let k = 16 + 2 * bit;
+                        let (a, z) = (energy(slots, k), energy(slots, k + 1));
+                        let one = match feedback {
+                            None => {
+                                margins[bit] = a.abs_diff(z);
+                                a > z
+                            }
+                            Some(q) => {
+                                // Compare a - z against -q (after a 1) or +q.
+                                let (lhs, rhs) = if prev_one { (a + q, z) } else { (a, z + q) };
+                                margins[bit] = lhs.abs_diff(rhs);
+                                lhs > rhs
+                            }
+                        };
+                        prev_one = one;
+                        b = (b << 1) | u8::from(one);
+                    }
+                    *byte = b;
                 }
             };
             // The first byte decides the format and so the length.
-            slice(0, 8, &mut bytes);
+            slice(0, 1, &mut bytes);
             let df = df_of(bytes[0]);
             let bits = if matches!(df, 0 | 4 | 5 | 11 | 16 | 17 | 18 | 20 | 21) {
                 df_bits(df)
@@ -338,7 +367,7 @@ impl Demodulator {
             } else {
                 continue;
             };
-            slice(8, bits, &mut bytes);
+            slice(1, bits / 8, &mut bytes);
             let len = bits / 8;
             let Some(checked) = self.acceptor.check(&mut bytes, len, now, &margins[..bits]) else {
                 continue;

@@ -92,3 +92,17 @@ fn noise_free_silence_yields_nothing() {
     d.finish(&mut out);
     assert!(out.is_empty());
 }
+
+#[test]
+fn every_slot_lies_inside_the_span() {
+    // try_position reads samples offset and offset + 1 without bounds checks.
+    for rate in [Rate::Msps2_0, Rate::Msps2_4] {
+        let d = Demodulator::new(rate, 1);
+        for slots in &d.phases {
+            for sl in slots.iter() {
+                assert!(usize::from(sl.offset) + 1 < d.span, "{rate:?}");
+                assert_eq!(usize::from(sl.w0 + sl.w1), rate.h());
+            }
+        }
+    }
+}
