@@ -21,6 +21,7 @@ pub mod demod;
 pub mod hexin;
 pub mod iq;
 pub mod json;
+pub mod kinesis;
 pub mod modes;
 pub mod sbs;
 pub mod sim;

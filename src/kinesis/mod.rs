@@ -1,0 +1,59 @@
+//! The Kinesis sink: SBS lines in, `PutRecords` requests out, with an
+//! on-disk spool for what cannot be sent now.
+//!
+//! ```text
+//! (key, line) ──record::Packer──▶ Record ──batch::Batcher──▶ Vec<Record> ──send──▶ PutRecords
+//!                                                ▲                          │
+//!                                                └── spool::Spool ◀─────────┘ behind / failed
+//! ```
+//!
+//! These modules are pure and synchronous (time is passed in, files use
+//! `std::fs`), so they test without tokio, AWS or sleeping. The sender
+//! (AWS SDK calls, retry with backoff) and the daemon build on them.
+//!
+//! - [`record`]: [`Record`] (partition key + data, knows its
+//!   encoded size), the Kinesis limits, and the `--pack-lines` packer.
+//! - [`batch`]: [`Batcher`] (500 records / 5 MiB / linger),
+//!   [`failed_entries`] and the error classification.
+//! - [`spool`]: the append-only, checksummed on-disk queue.
+//!
+//! # Delivery guarantee: at-least-once
+//!
+//! Every record accepted by the packer is either stored by Kinesis, or
+//! still held (in memory or in the spool), or counted as lost for a stated
+//! reason: a line that can never fit a record, the spool's size cap
+//! (oldest dropped first), a torn or corrupt spool tail, or records held
+//! only in memory when the process dies (and, after a power loss, spooled
+//! records written since the last fsync). Nothing is dropped silently.
+//!
+//! A record can reach the stream more than once. Duplicates arise where
+//! the outcome of a send is unknown and the record is sent again:
+//!
+//! - a `PutRecords` request that timed out, or whose connection dropped
+//!   after the request was sent, or whose response is unreadable, is
+//!   retried whole: Kinesis may already have stored some or all of it;
+//! - after a crash, spooled records whose acknowledgement had not been
+//!   synced to disk yet are replayed ([`spool`] docs).
+//!
+//! A response that lists per-entry results is exact: only the entries with
+//! an `ErrorCode` are retried ([`batch::failed_entries`]), so partial
+//! failures cause no duplicates.
+//!
+//! # Ordering
+//!
+//! Records of one aircraft share a partition key, hence a shard, and are
+//! batched in arrival order. That order holds except across retries: a
+//! record that failed and is retried lands after records of the same
+//! aircraft that succeeded in the meantime (or in the same request), and a
+//! duplicate lands after its original. Spooled records are replayed oldest
+//! first, before new data. Consumers that need strict order sort by the SBS
+//! timestamps.
+
+pub mod batch;
+mod crc32;
+pub mod record;
+pub mod spool;
+
+pub use batch::{failed_entries, Batcher, EntryResult, ErrorClass, FailedEntry};
+pub use record::{Packer, Record};
+pub use spool::{Spool, SpoolOptions, SpoolPos};

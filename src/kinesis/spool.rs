@@ -1,0 +1,961 @@
+//! The on-disk spool: records that cannot be sent now (offline, throttled,
+//! stream missing, shutdown) wait here, oldest first, until the sender
+//! acknowledges them as delivered.
+//!
+//! # Format
+//!
+//! The spool directory holds segment files `NNNNNNNNNNNNNNNNNNNN.seg`
+//! (20-digit zero-padded id, increasing; oldest = lowest) and an `ack`
+//! file. Everything is little-endian.
+//!
+//! ```text
+//! segment = header entry*
+//! header  = "AKSPOOL" version:u8 (=1) created_unix_ms:u64          16 bytes
+//! entry   = len:u32 crc:u32 key_len:u16 key:[u8; key_len] data:[u8]
+//!           len = 2 + key_len + data.len()   (3 ..= 2 + 1 MiB)
+//!           crc = CRC-32/IEEE over the 4 len bytes then the len payload bytes
+//! ack     = "AKACK\0\0" version:u8 (=1) segment:u64 offset:u64 index:u64
+//!           crc:u32 (CRC-32 of the 32 bytes before it)                 36 bytes
+//! ```
+//!
+//! Segments are append-only: a process appends only to the segment it
+//! created (on open it always starts a new one), and rolls to a new one
+//! past `segment_bytes`. Whole segments are deleted once every entry in
+//! them is acknowledged, or when the spool is over `max_bytes` (oldest
+//! first; the records lost are counted and returned).
+//!
+//! # Durability and crashes
+//!
+//! - [`Spool::append`] writes the entry with one `write` call: once it
+//!   returns, the record survives a crash of this process, but not a power
+//!   loss. A segment is fsynced when it is rolled (every `segment_bytes`,
+//!   default 4 MiB) and on [`Spool::sync`], never per record: SD cards wear
+//!   out. Records appended since the last roll or sync can be lost on power
+//!   loss; call `sync` at shutdown.
+//! - A torn or corrupt entry (power loss mid-write, garbage, bit rot) fails
+//!   its length or CRC check. Everything from the first bad entry to the end
+//!   of that segment is skipped and counted in bytes ([`Recovery`],
+//!   [`SpoolStats`]); other segments are unaffected. This never panics.
+//! - Acknowledgements are kept in memory and written to `ack` (write to a
+//!   temporary file, fsync, rename) only on [`Spool::sync`], to spare the
+//!   card. After a crash, records acknowledged since the last `sync` are
+//!   replayed and sent again: delivery is at-least-once, never at-most-once.
+//!   An `ack` file that is missing, corrupt or points at a position that no
+//!   longer exists is ignored and the whole oldest segment is replayed.
+//! - On open the segments are replayed oldest first, from the saved ack
+//!   position; the caller sends them before new data.
+//!
+//! Opening reads and checks every segment once (up to `max_bytes`), so a
+//! full spool costs a few seconds at start on a Pi.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::crc32::{crc32, Crc32};
+use super::record::{Record, RecordError, MAX_RECORD_BYTES};
+
+/// Default `--spool-max-bytes`.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Default segment size: a 256 MiB spool has 64 of them, so dropping the
+/// oldest loses at most 1/64 of it.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+
+const SEG_MAGIC: &[u8; 7] = b"AKSPOOL";
+const ACK_MAGIC: &[u8; 7] = b"AKACK\0\0";
+const VERSION: u8 = 1;
+/// Segment header length; the first entry starts here.
+const HEADER_LEN: u64 = 16;
+/// `len` + `crc`.
+const ENTRY_PREFIX: u64 = 8;
+/// Largest `len`: key_len field plus a maximal record.
+const MAX_PAYLOAD: u64 = 2 + MAX_RECORD_BYTES as u64;
+const ACK_LEN: usize = 36;
+const ACK_FILE: &str = "ack";
+const ACK_TMP: &str = "ack.tmp";
+
+/// Spool size settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolOptions {
+    /// Cap on the segment files' total size (`--spool-max-bytes`); beyond
+    /// it the oldest segments are dropped.
+    pub max_bytes: u64,
+    /// A segment is rolled (fsynced, closed, a new one started) once the
+    /// next entry would take it past this size.
+    pub segment_bytes: u64,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        SpoolOptions {
+            max_bytes: DEFAULT_MAX_BYTES,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
+/// A spool problem. I/O errors name the file or directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpoolError {
+    /// The spool directory cannot be created or read.
+    #[error("spool directory {}: {source}", path.display())]
+    Dir { path: PathBuf, source: io::Error },
+    /// A spool file cannot be created, written, synced or removed.
+    #[error("spool file {}: {op}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+    /// A segment written by a newer format version; left untouched.
+    #[error("spool file {}: format version {version}, this program reads {VERSION}", path.display())]
+    UnsupportedVersion { path: PathBuf, version: u8 },
+    /// `segment_bytes` must exceed the header and `max_bytes` must be at
+    /// least `segment_bytes`.
+    #[error("spool options: segment size {segment_bytes} and max size {max_bytes} do not fit (need {HEADER_LEN} < segment <= max)")]
+    BadOptions { max_bytes: u64, segment_bytes: u64 },
+    /// The record alone is bigger than the whole spool may be.
+    #[error("record for {key} needs {size} bytes in the spool; spool-max-bytes is {max_bytes}")]
+    TooLarge {
+        key: String,
+        size: u64,
+        max_bytes: u64,
+    },
+    /// The record breaks a Kinesis limit and could never be sent.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// Where a spooled record ends; give it back to [`Spool::ack`]. Ordered
+/// like the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpoolPos {
+    segment: u64,
+    /// Byte offset just past the entry.
+    offset: u64,
+    /// Index of the entry within its segment.
+    index: u64,
+}
+
+impl SpoolPos {
+    /// Segment id (the file name's number).
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// Byte offset just past the entry in its segment.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// What [`Spool::open`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Segments kept (with records to replay).
+    pub segments: usize,
+    /// Records to replay.
+    pub records: u64,
+    /// Bytes of segment files kept.
+    pub bytes: u64,
+    /// Segments with a torn or corrupt part (header or tail).
+    pub corrupt_segments: u64,
+    /// Bytes skipped as torn or corrupt.
+    pub corrupt_bytes: u64,
+    /// Records dropped because the spool was over `max_bytes` (e.g. after
+    /// the cap was lowered).
+    pub dropped: Dropped,
+    /// The saved ack position was found and used.
+    pub ack_restored: bool,
+}
+
+/// Records lost to the size cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+impl Dropped {
+    fn add(&mut self, other: Dropped) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+    }
+}
+
+/// Spool depth and lifetime counters, for the stats line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Records not yet acknowledged.
+    pub records: u64,
+    /// Bytes of segment files on disk.
+    pub bytes: u64,
+    pub segments: usize,
+    /// Records dropped by the size cap since open (including at open).
+    pub dropped: Dropped,
+    /// Torn or corrupt bytes skipped since open (including at open).
+    pub corrupt_bytes: u64,
+    pub corrupt_segments: u64,
+}
+
+#[derive(Debug)]
+struct Segment {
+    id: u64,
+    /// Entries are readable in `HEADER_LEN..valid_len`.
+    valid_len: u64,
+    /// Size on disk (counts toward the cap), `>= valid_len`.
+    file_len: u64,
+    /// Entries in `HEADER_LEN..valid_len`.
+    entries: u64,
+    created: SystemTime,
+}
+
+/// The saved read position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AckPoint {
+    segment: u64,
+    offset: u64,
+    index: u64,
+}
+
+/// An on-disk FIFO of [`Record`]s with acknowledgement. See the module
+/// docs for the format and crash behaviour.
+///
+/// Use: [`Spool::append`] what cannot be sent; [`Spool::peek_batch`] the
+/// oldest records, send them, then [`Spool::ack`] the last position sent
+/// successfully; [`Spool::sync`] at shutdown and now and then.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    opts: SpoolOptions,
+    /// Oldest first. When `writer` is set it appends to the last one.
+    segments: VecDeque<Segment>,
+    writer: Option<File>,
+    /// Acknowledged prefix of `segments[0]`: byte offset and entry count.
+    head_offset: u64,
+    head_index: u64,
+    next_id: u64,
+    total_bytes: u64,
+    ack_dirty: bool,
+    dropped: Dropped,
+    corrupt_bytes: u64,
+    corrupt_segments: u64,
+    /// Reused entry encoding buffer.
+    buf: Vec<u8>,
+}
+
+fn seg_name(id: u64) -> String {
+    format!("{id:020}.seg")
+}
+
+fn parse_seg_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn file_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> SpoolError + 'a {
+    move |source| SpoolError::File {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+fn remove_file(path: &Path) -> Result<(), SpoolError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(file_err(path, "remove")(e)),
+        _ => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| SpoolError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Why an entry could not be read.
+enum Fault {
+    /// Bad length, bad CRC, bad key, or the file ends inside the entry.
+    Corrupt,
+    /// The read itself failed.
+    Io,
+}
+
+impl From<io::Error> for Fault {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            Fault::Corrupt
+        } else {
+            Fault::Io
+        }
+    }
+}
+
+/// Read the entry at the reader's position into `buf` (its payload) with
+/// `avail` bytes left in the readable part of the segment. `Ok(None)` at
+/// a clean end; otherwise the entry's total length.
+fn read_entry<R: Read>(r: &mut R, avail: u64, buf: &mut Vec<u8>) -> Result<Option<u64>, Fault> {
+    if avail == 0 {
+        return Ok(None);
+    }
+    if avail < ENTRY_PREFIX {
+        return Err(Fault::Corrupt);
+    }
+    let mut prefix = [0u8; 8];
+    r.read_exact(&mut prefix)?;
+    let len_bytes = [prefix[0], prefix[1], prefix[2], prefix[3]];
+    let len = u64::from(u32::from_le_bytes(len_bytes));
+    let crc = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
+    if !(3..=MAX_PAYLOAD).contains(&len) || ENTRY_PREFIX + len > avail {
+        return Err(Fault::Corrupt);
+    }
+    // len <= MAX_PAYLOAD, about 1 MiB: fits usize.
+    buf.resize(len as usize, 0);
+    r.read_exact(buf)?;
+    let mut c = Crc32::new();
+    c.update(&len_bytes);
+    c.update(buf);
+    if c.finish() != crc {
+        return Err(Fault::Corrupt);
+    }
+    payload_parts(buf).ok_or(Fault::Corrupt)?;
+    Ok(Some(ENTRY_PREFIX + len))
+}
+
+/// Split a CRC-checked payload into key and data, checking the key like
+/// Kinesis would. `None` if it is not a valid record.
+fn payload_parts(payload: &[u8]) -> Option<(&str, &[u8])> {
+    let key_len = usize::from(u16::from_le_bytes([*payload.first()?, *payload.get(1)?]));
+    let key = payload.get(2..2 + key_len)?;
+    let key = std::str::from_utf8(key).ok()?;
+    let data = &payload[2 + key_len..];
+    let n = key.chars().count();
+    if !(super::record::MIN_PARTITION_KEY_CHARS..=super::record::MAX_PARTITION_KEY_CHARS)
+        .contains(&n)
+        || key.len() + data.len() > MAX_RECORD_BYTES
+    {
+        return None;
+    }
+    Some((key, data))
+}
+
+/// The result of checking one segment file.
+struct Scan {
+    valid_len: u64,
+    entries: u64,
+    /// If `want` was an entry boundary: how many entries precede it.
+    want_index: Option<u64>,
+}
+
+/// Check every entry of a segment whose header is fine, up to `file_len`.
+fn scan_entries(file: File, file_len: u64, want: Option<u64>) -> Scan {
+    let mut r = BufReader::with_capacity(64 * 1024, file);
+    let mut buf = Vec::new();
+    let mut offset = HEADER_LEN;
+    let mut entries = 0;
+    let mut want_index = (want == Some(HEADER_LEN)).then_some(0);
+    if r.seek(SeekFrom::Start(HEADER_LEN)).is_ok() {
+        while let Ok(Some(n)) = read_entry(&mut r, file_len - offset, &mut buf) {
+            offset += n;
+            entries += 1;
+            if want == Some(offset) {
+                want_index = Some(entries);
+            }
+        }
+    }
+    Scan {
+        valid_len: offset,
+        entries,
+        want_index,
+    }
+}
+
+fn read_ack(dir: &Path) -> Option<AckPoint> {
+    let bytes = fs::read(dir.join(ACK_FILE)).ok()?;
+    if bytes.len() != ACK_LEN || &bytes[..7] != ACK_MAGIC || bytes[7] != VERSION {
+        return None;
+    }
+    let u64_at = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[i..i + 8]);
+        u64::from_le_bytes(b)
+    };
+    let crc = u32::from_le_bytes([bytes[32], bytes[33], bytes[34], bytes[35]]);
+    if crc32(&bytes[..32]) != crc {
+        return None;
+    }
+    Some(AckPoint {
+        segment: u64_at(8),
+        offset: u64_at(16),
+        index: u64_at(24),
+    })
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis().try_into().unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Spool {
+    /// Open (creating if needed) the spool in `dir`, check every segment,
+    /// and position the reader at the saved ack point. Torn or corrupt
+    /// data is skipped and counted in the returned [`Recovery`]; it is
+    /// never an error. Errors are about the directory or files themselves
+    /// (missing permissions, read-only file system) and name the path.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        opts: SpoolOptions,
+    ) -> Result<(Spool, Recovery), SpoolError> {
+        let dir = dir.as_ref().to_path_buf();
+        if opts.segment_bytes <= HEADER_LEN || opts.max_bytes < opts.segment_bytes {
+            return Err(SpoolError::BadOptions {
+                max_bytes: opts.max_bytes,
+                segment_bytes: opts.segment_bytes,
+            });
+        }
+        let dir_err = |source| SpoolError::Dir {
+            path: dir.clone(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(dir_err)?;
+        let ack = read_ack(&dir);
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(dir_err)? {
+            let entry = entry.map_err(dir_err)?;
+            if let Some(id) = entry.file_name().to_str().and_then(parse_seg_name) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        remove_file(&dir.join(ACK_TMP))?;
+
+        let mut spool = Spool {
+            dir,
+            opts,
+            segments: VecDeque::new(),
+            writer: None,
+            head_offset: HEADER_LEN,
+            head_index: 0,
+            next_id: 1,
+            total_bytes: 0,
+            ack_dirty: false,
+            dropped: Dropped::default(),
+            corrupt_bytes: 0,
+            corrupt_segments: 0,
+            buf: Vec::new(),
+        };
+        let mut recovery = Recovery::default();
+        let mut max_id = ack.map_or(0, |a| a.segment);
+        for id in ids {
+            max_id = max_id.max(id);
+            let path = spool.seg_path(id);
+            if ack.is_some_and(|a| id < a.segment) {
+                // Fully acknowledged before the last sync; the unlink was
+                // lost in a crash.
+                remove_file(&path)?;
+                continue;
+            }
+            let want = ack.filter(|a| a.segment == id).map(|a| a.offset);
+            let Some((seg, scan_want)) = spool.load_segment(id, want)? else {
+                continue;
+            };
+            if let Some(index) = scan_want {
+                spool.head_offset = want.unwrap_or(HEADER_LEN);
+                spool.head_index = index;
+                recovery.ack_restored = true;
+            }
+            spool.total_bytes += seg.file_len;
+            spool.segments.push_back(seg);
+        }
+        if let (Some(a), false) = (ack, recovery.ack_restored) {
+            // If the acked segment is gone, all of it was delivered and
+            // reading from the oldest remaining segment is exact. If it is
+            // there but the offset is not an entry boundary, the position
+            // is unusable and the whole segment is replayed (at-least-once).
+            recovery.ack_restored = spool.segments.front().is_none_or(|s| s.id > a.segment);
+        }
+        spool.next_id = max_id.saturating_add(1);
+        // A fully acknowledged oldest segment can go now.
+        spool.remove_acked_front()?;
+        recovery.dropped = spool.enforce_cap(0)?;
+        let stats = spool.stats();
+        recovery.segments = stats.segments;
+        recovery.records = stats.records;
+        recovery.bytes = stats.bytes;
+        recovery.corrupt_bytes = spool.corrupt_bytes;
+        recovery.corrupt_segments = spool.corrupt_segments;
+        // Created now, not at the first append, so an unwritable directory
+        // is reported at start.
+        spool.start_segment()?;
+        Ok((spool, recovery))
+    }
+
+    fn seg_path(&self, id: u64) -> PathBuf {
+        self.dir.join(seg_name(id))
+    }
+
+    /// Check segment `id` at open. `None` if it has nothing readable (it is
+    /// removed). With `want`, also says whether that offset is an entry
+    /// boundary and how many entries precede it.
+    fn load_segment(
+        &mut self,
+        id: u64,
+        want: Option<u64>,
+    ) -> Result<Option<(Segment, Option<u64>)>, SpoolError> {
+        let path = self.seg_path(id);
+        let mut file = File::open(&path).map_err(file_err(&path, "open"))?;
+        let file_len = file.metadata().map_err(file_err(&path, "stat"))?.len();
+        let mut header = [0u8; HEADER_LEN as usize];
+        let header_ok = file_len >= HEADER_LEN && file.read_exact(&mut header).is_ok();
+        if header_ok && &header[..7] == SEG_MAGIC && header[7] != VERSION {
+            return Err(SpoolError::UnsupportedVersion {
+                path,
+                version: header[7],
+            });
+        }
+        if !header_ok || &header[..7] != SEG_MAGIC {
+            // A file torn while being created (size 0 or a partial header)
+            // held no records; anything longer is garbage worth reporting.
+            if file_len > 0 {
+                self.corrupt_segments += 1;
+                self.corrupt_bytes += file_len;
+            }
+            remove_file(&path)?;
+            return Ok(None);
+        }
+        let mut ms = [0u8; 8];
+        ms.copy_from_slice(&header[8..16]);
+        let created = UNIX_EPOCH + Duration::from_millis(u64::from_le_bytes(ms));
+        let scan = scan_entries(file, file_len, want);
+        if scan.valid_len < file_len {
+            self.corrupt_segments += 1;
+            self.corrupt_bytes += file_len - scan.valid_len;
+        }
+        if scan.entries == 0 {
+            remove_file(&path)?;
+            return Ok(None);
+        }
+        Ok(Some((
+            Segment {
+                id,
+                valid_len: scan.valid_len,
+                file_len,
+                entries: scan.entries,
+                created,
+            },
+            scan.want_index,
+        )))
+    }
+
+    /// Create a new segment to append to, if there is none.
+    fn start_segment(&mut self) -> Result<(), SpoolError> {
+        if self.writer.is_some() {
+            return Ok(());
+        }
+        let id = self.next_id;
+        let path = self.seg_path(id);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(file_err(&path, "create"))?;
+        self.next_id = self.next_id.saturating_add(1);
+        let created = SystemTime::now();
+        let mut header = [0u8; HEADER_LEN as usize];
+        header[..7].copy_from_slice(SEG_MAGIC);
+        header[7] = VERSION;
+        header[8..].copy_from_slice(&unix_ms(created).to_le_bytes());
+        if let Err(e) = file.write_all(&header) {
+            // Leave nothing half-made behind; the next attempt uses a new id.
+            let _ = fs::remove_file(&path);
+            return Err(file_err(&path, "write")(e));
+        }
+        // The new name (and any unlinks before it) reach the disk with the
+        // directory; the header itself is synced with the first roll/sync.
+        sync_dir(&self.dir)?;
+        self.segments.push_back(Segment {
+            id,
+            valid_len: HEADER_LEN,
+            file_len: HEADER_LEN,
+            entries: 0,
+            created,
+        });
+        self.total_bytes += HEADER_LEN;
+        self.writer = Some(file);
+        Ok(())
+    }
+
+    /// Fsync and close the segment being appended to.
+    fn seal(&mut self) -> Result<(), SpoolError> {
+        if let Some(file) = self.writer.take() {
+            if let Some(seg) = self.segments.back() {
+                let path = self.seg_path(seg.id);
+                file.sync_data().map_err(file_err(&path, "fsync"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn is_active(&self, index: usize) -> bool {
+        self.writer.is_some() && index + 1 == self.segments.len()
+    }
+
+    /// Remove the oldest segment, resetting the read head.
+    fn pop_front(&mut self) -> Result<Option<Segment>, SpoolError> {
+        let Some(seg) = self.segments.pop_front() else {
+            return Ok(None);
+        };
+        if self.writer.is_some() && self.segments.is_empty() {
+            self.writer = None;
+        }
+        self.total_bytes -= seg.file_len;
+        self.head_offset = HEADER_LEN;
+        self.head_index = 0;
+        self.ack_dirty = true;
+        remove_file(&self.seg_path(seg.id))?;
+        Ok(Some(seg))
+    }
+
+    /// Drop the oldest segment if it is fully acknowledged and not being
+    /// appended to.
+    fn remove_acked_front(&mut self) -> Result<(), SpoolError> {
+        let done = self
+            .segments
+            .front()
+            .is_some_and(|s| self.head_index >= s.entries || self.head_offset >= s.valid_len);
+        if done && !self.is_active(0) {
+            self.pop_front()?;
+        }
+        Ok(())
+    }
+
+    /// Drop oldest segments until `extra` more bytes fit under the cap.
+    fn enforce_cap(&mut self, extra: u64) -> Result<Dropped, SpoolError> {
+        let mut dropped = Dropped::default();
+        while self.total_bytes + extra > self.opts.max_bytes {
+            if self.segments.len() > 1 || (self.writer.is_none() && !self.segments.is_empty()) {
+                let unacked = self.segments[0].entries.saturating_sub(self.head_index);
+                let unacked_bytes = self.segments[0].valid_len.saturating_sub(self.head_offset);
+                if self.pop_front()?.is_some() {
+                    dropped.add(Dropped {
+                        records: unacked,
+                        bytes: unacked_bytes,
+                    });
+                }
+            } else if self.segments.front().is_some_and(|s| s.entries > 0) {
+                // Only the active segment is left and it is too big: start
+                // a new one so this one can go.
+                self.seal()?;
+                self.start_segment()?;
+            } else {
+                // Nothing left to drop (cannot happen: callers check that
+                // `extra` fits in an empty spool).
+                break;
+            }
+        }
+        self.dropped.add(dropped);
+        Ok(dropped)
+    }
+
+    /// Append a record. Returns what the size cap dropped to make room
+    /// (usually nothing); the caller warns and counts. A record that breaks
+    /// a Kinesis limit is refused (it could never be sent).
+    pub fn append(&mut self, record: &Record) -> Result<Dropped, SpoolError> {
+        record.validate()?;
+        let key = record.partition_key.as_bytes();
+        let payload = 2 + key.len() + record.data.len();
+        let need = ENTRY_PREFIX + payload as u64;
+        if HEADER_LEN + need > self.opts.max_bytes {
+            return Err(SpoolError::TooLarge {
+                key: record.partition_key.clone(),
+                size: HEADER_LEN + need,
+                max_bytes: self.opts.max_bytes,
+            });
+        }
+        // validate(): key <= 256 chars = at most 1024 bytes, fits u16.
+        let key_len = key.len() as u16;
+        let len = (payload as u32).to_le_bytes();
+        self.buf.clear();
+        self.buf.extend_from_slice(&len);
+        self.buf.extend_from_slice(&[0; 4]);
+        self.buf.extend_from_slice(&key_len.to_le_bytes());
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(&record.data);
+        let mut crc = Crc32::new();
+        crc.update(&len);
+        crc.update(&self.buf[8..]);
+        self.buf[4..8].copy_from_slice(&crc.finish().to_le_bytes());
+
+        if let Some(seg) = self.segments.back() {
+            if self.writer.is_some()
+                && seg.entries > 0
+                && seg.valid_len + need > self.opts.segment_bytes
+            {
+                self.seal()?;
+            }
+        }
+        let header = if self.writer.is_none() { HEADER_LEN } else { 0 };
+        let dropped = self.enforce_cap(need + header)?;
+        self.start_segment()?;
+
+        let (Some(file), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) else {
+            // start_segment() succeeded, so both exist.
+            return Ok(dropped);
+        };
+        if let Err(e) = file.write_all(&self.buf) {
+            // Part of the entry may be on disk: stop appending here (reads
+            // stop at valid_len; a reopen counts the torn tail) and start
+            // a new segment next time.
+            let on_disk = file
+                .metadata()
+                .map(|m| m.len())
+                .unwrap_or(seg.valid_len + need);
+            self.total_bytes += on_disk.saturating_sub(seg.file_len);
+            seg.file_len = on_disk.max(seg.file_len);
+            let id = seg.id;
+            self.writer = None;
+            let path = self.seg_path(id);
+            return Err(file_err(&path, "write")(e));
+        }
+        seg.valid_len += need;
+        seg.file_len += need;
+        seg.entries += 1;
+        self.total_bytes += need;
+        Ok(dropped)
+    }
+
+    /// The oldest unacknowledged records, in order: at most `max_records`,
+    /// and at most `max_bytes` of data + keys, except that the first record
+    /// is always returned (so a small limit cannot stall the spool; records
+    /// are at most 1 MiB). Peeking again without [`Spool::ack`] returns the
+    /// same records.
+    ///
+    /// A record that fails its check now (the file changed since open), or
+    /// cannot be read (I/O error, e.g. a bad SD card sector), ends its
+    /// segment like a torn tail: skipped and counted, so that one bad spot
+    /// cannot stall the spool forever. A segment file deleted behind our
+    /// back counts the same way. Other errors opening a segment (e.g. too
+    /// many open files) are returned and the call can be retried.
+    pub fn peek_batch(
+        &mut self,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(SpoolPos, Record)>, SpoolError> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut i = 0;
+        let mut buf = std::mem::take(&mut self.buf);
+        while i < self.segments.len() && out.len() < max_records {
+            let (id, valid_len) = (self.segments[i].id, self.segments[i].valid_len);
+            let (mut offset, mut index) = if i == 0 {
+                (self.head_offset, self.head_index)
+            } else {
+                (HEADER_LEN, 0)
+            };
+            if offset < valid_len {
+                let path = self.seg_path(id);
+                let mut file = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        self.truncate_segment(i, offset, index);
+                        i += 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.buf = buf;
+                        return Err(file_err(&path, "open")(e));
+                    }
+                };
+                if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+                    self.buf = buf;
+                    return Err(file_err(&path, "seek")(e));
+                }
+                let mut r = BufReader::with_capacity(64 * 1024, file);
+                loop {
+                    if out.len() >= max_records {
+                        break;
+                    }
+                    match read_entry(&mut r, valid_len - offset, &mut buf) {
+                        Ok(None) => break,
+                        Ok(Some(n)) => {
+                            // read_entry checked the payload.
+                            let Some((key, data)) = payload_parts(&buf) else {
+                                break;
+                            };
+                            let size = key.len() + data.len();
+                            if !out.is_empty() && bytes + size > max_bytes {
+                                self.buf = buf;
+                                return Ok(out);
+                            }
+                            bytes += size;
+                            offset += n;
+                            out.push((
+                                SpoolPos {
+                                    segment: id,
+                                    offset,
+                                    index,
+                                },
+                                Record {
+                                    partition_key: key.to_owned(),
+                                    data: data.to_vec(),
+                                },
+                            ));
+                            index += 1;
+                        }
+                        Err(Fault::Corrupt | Fault::Io) => {
+                            self.truncate_segment(i, offset, index);
+                            break;
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+        self.buf = buf;
+        Ok(out)
+    }
+
+    /// Segment `i` turned out bad from `offset` (entry `index`) on.
+    fn truncate_segment(&mut self, i: usize, offset: u64, index: u64) {
+        if self.is_active(i) {
+            self.writer = None;
+        }
+        let seg = &mut self.segments[i];
+        self.corrupt_segments += 1;
+        self.corrupt_bytes += seg.valid_len - offset;
+        seg.valid_len = offset;
+        seg.entries = index;
+    }
+
+    /// Mark every record up to and including `up_to` as delivered. Whole
+    /// segments are deleted as soon as they are fully acknowledged (except
+    /// the one being appended to). The position is saved by the next
+    /// [`Spool::sync`]. Positions from before a drop or an earlier ack are
+    /// ignored.
+    pub fn ack(&mut self, up_to: SpoolPos) -> Result<(), SpoolError> {
+        while let Some(front) = self.segments.front() {
+            if front.id < up_to.segment {
+                if self.is_active(0) {
+                    // Not a position we handed out; everything is acked.
+                    self.head_offset = front.valid_len;
+                    self.head_index = front.entries;
+                    self.ack_dirty = true;
+                    break;
+                }
+                self.pop_front()?;
+            } else {
+                if front.id == up_to.segment
+                    && up_to.offset > self.head_offset
+                    && up_to.offset <= front.valid_len
+                {
+                    self.head_offset = up_to.offset;
+                    self.head_index = up_to.index + 1;
+                    self.ack_dirty = true;
+                }
+                break;
+            }
+        }
+        self.remove_acked_front()
+    }
+
+    /// Make everything appended so far, and the ack position, survive a
+    /// power loss: fsync the segment being written, save `ack`, fsync the
+    /// directory. Call at shutdown and at a modest interval.
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if let (Some(file), Some(seg)) = (&self.writer, self.segments.back()) {
+            let path = self.seg_path(seg.id);
+            file.sync_data().map_err(file_err(&path, "fsync"))?;
+        }
+        if self.ack_dirty {
+            let point = match self.segments.front() {
+                Some(s) => AckPoint {
+                    segment: s.id,
+                    offset: self.head_offset,
+                    index: self.head_index,
+                },
+                None => AckPoint {
+                    segment: self.next_id,
+                    offset: HEADER_LEN,
+                    index: 0,
+                },
+            };
+            let mut bytes = Vec::with_capacity(ACK_LEN);
+            bytes.extend_from_slice(ACK_MAGIC);
+            bytes.push(VERSION);
+            bytes.extend_from_slice(&point.segment.to_le_bytes());
+            bytes.extend_from_slice(&point.offset.to_le_bytes());
+            bytes.extend_from_slice(&point.index.to_le_bytes());
+            let crc = crc32(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            let tmp = self.dir.join(ACK_TMP);
+            let mut f = File::create(&tmp).map_err(file_err(&tmp, "create"))?;
+            f.write_all(&bytes).map_err(file_err(&tmp, "write"))?;
+            f.sync_all().map_err(file_err(&tmp, "fsync"))?;
+            let dst = self.dir.join(ACK_FILE);
+            fs::rename(&tmp, &dst).map_err(file_err(&dst, "rename"))?;
+            self.ack_dirty = false;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records not yet acknowledged.
+    pub fn pending_records(&self) -> u64 {
+        let total: u64 = self.segments.iter().map(|s| s.entries).sum();
+        total.saturating_sub(self.head_index)
+    }
+
+    /// True if every record has been acknowledged.
+    pub fn is_empty(&self) -> bool {
+        self.pending_records() == 0
+    }
+
+    /// Creation time of the oldest segment holding unacknowledged records:
+    /// no such record is older than this (for the "oldest age" stat).
+    pub fn oldest_created(&self) -> Option<SystemTime> {
+        if self.is_empty() {
+            return None;
+        }
+        self.segments
+            .iter()
+            .enumerate()
+            .find(|(i, s)| {
+                if *i == 0 {
+                    self.head_index < s.entries
+                } else {
+                    s.entries > 0
+                }
+            })
+            .map(|(_, s)| s.created)
+    }
+
+    /// Depth and counters.
+    pub fn stats(&self) -> SpoolStats {
+        SpoolStats {
+            records: self.pending_records(),
+            bytes: self.total_bytes,
+            segments: self.segments.len(),
+            dropped: self.dropped,
+            corrupt_bytes: self.corrupt_bytes,
+            corrupt_segments: self.corrupt_segments,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
