@@ -250,7 +250,19 @@ impl Demodulator {
                 continue;
             }
             match self.try_position(s) {
-                Some((frame, checked)) => {
+                Some((mut frame, mut checked, margin)) => {
+                    // The same reply often also decodes from the next sample
+                    // at an earlier phase; keep whichever reads more clearly,
+                    // so the reported start is the nearest sample.
+                    if checked.verdict != Verdict::Hold {
+                        if let Some((f2, c2, m2)) = self.try_position(s + 1) {
+                            if f2.bytes == frame.bytes
+                                && (c2.verdict.rank(), m2) > (checked.verdict.rank(), margin)
+                            {
+                                (frame, checked) = (f2, c2);
+                            }
+                        }
+                    }
                     let accepted = checked.verdict != Verdict::Hold;
                     if !accepted {
                         let repeat = self
@@ -269,7 +281,8 @@ impl Demodulator {
                         // another reply may start inside it (overlaps), and
                         // PPM data never holds the 2.5 µs gap the screen
                         // demands, so scanning it costs little.
-                        self.pos = s + 16 * self.rate.h() / self.rate.d();
+                        self.pos = (frame.sample - self.base) as usize
+                            + 16 * self.rate.h() / self.rate.d();
                     } else {
                         self.pos += 1;
                     }
@@ -282,7 +295,7 @@ impl Demodulator {
     /// Slice the phase hypotheses at buffer position `s`, best preamble
     /// first, and return the best accepted one. A clean decode ends the
     /// search: later hypotheses have weaker preambles and cannot rank higher.
-    fn try_position(&self, s: usize) -> Option<(Received, Checked)> {
+    fn try_position(&self, s: usize) -> Option<(Received, Checked, u32)> {
         let m = &self.buf[s..s + self.span];
         let now = self.base + s as u64;
         let energy = |slots: &[Slot; SLOTS], k: usize| -> u32 {
@@ -330,18 +343,18 @@ impl Demodulator {
             let mut slice = |from_byte: usize, to_byte: usize, bytes: &mut [u8; 14]| {
                 for (i, byte) in bytes.iter_mut().enumerate().take(to_byte).skip(from_byte) {
                     let mut b = 0u8;
-                    for bit in i * 8..i * 8 + 8 {
-                        let k = 16 + 2 * bit;
+                    for (j, margin) in margins[i * 8..i * 8 + 8].iter_mut().enumerate() {
+                        let k = 16 + 2 * (i * 8 + j);
                         let (a, z) = (energy(slots, k), energy(slots, k + 1));
                         let one = match feedback {
                             None => {
-                                margins[bit] = a.abs_diff(z);
+                                *margin = a.abs_diff(z);
                                 a > z
                             }
                             Some(q) => {
                                 // Compare a - z against -q (after a 1) or +q.
                                 let (lhs, rhs) = if prev_one { (a + q, z) } else { (a, z + q) };
-                                margins[bit] = lhs.abs_diff(rhs);
+                                *margin = lhs.abs_diff(rhs);
                                 lhs > rhs
                             }
                         };
@@ -393,7 +406,7 @@ impl Demodulator {
                 break;
             }
         }
-        best.map(|(f, c, _)| (f, c))
+        best
     }
 }
 
