@@ -17,7 +17,9 @@
 //! - DF11 with a non-zero interrogator code (IC) is 128 times likelier to be
 //!   noise than IC=0: it confirms nothing by itself unless that interrogator
 //!   has been heard repeatedly from confirmed aircraft; otherwise it is held
-//!   like an AP reply.
+//!   like an AP reply. An IC with a single bit set from an interrogator not
+//!   yet trusted is read as an IC=0 squitter with one bit error (that is
+//!   what such an error looks like) and repaired.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::OnceLock;
@@ -239,6 +241,19 @@ impl Acceptor {
                 }
                 if residue & !0x7F == 0 {
                     let trusted = self.ic_seen[residue as usize] >= TRUSTED_IC_COUNT;
+                    // A code with a single bit set is exactly what one bit
+                    // error in the low PI bits of an IC=0 squitter looks like;
+                    // unless that interrogator is known, read it as that.
+                    if residue.count_ones() == 1 && !trusted && self.fix_bits > 0 {
+                        let bit = (len * 8 - 1 - residue.trailing_zeros() as usize) as u8;
+                        flip(bytes, bit);
+                        let verdict = if self.is_confirmed(icao, now) {
+                            Verdict::Repaired(1)
+                        } else {
+                            Verdict::Hold
+                        };
+                        return Some(Checked { verdict, icao });
+                    }
                     let verdict = if self.is_confirmed(icao, now) || trusted {
                         Verdict::Known
                     } else {
@@ -420,5 +435,143 @@ impl Acceptor {
     /// Addresses confirmed now (for tests and stats).
     pub fn confirmed_count(&self) -> usize {
         self.confirmed.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn df11(icao: u32, ic: u8) -> [u8; 14] {
+        let mut b = [0u8; 14];
+        b[0] = 0x5D;
+        b[1..4].copy_from_slice(&icao.to_be_bytes()[1..]);
+        let p = crc::checksum(&b[..4]) ^ u32::from(ic);
+        b[4..7].copy_from_slice(&p.to_be_bytes()[1..]);
+        b
+    }
+
+    fn commit(a: &mut Acceptor, mut bytes: [u8; 14], len: usize, now: u64) -> Option<Received> {
+        let c = a.check(&mut bytes, len, now, &[1000; 112])?;
+        let mut out = Vec::new();
+        let frame = Received {
+            bytes,
+            len: len as u8,
+            sample: now,
+            signal: 0,
+            repaired: 0,
+            late: false,
+        };
+        a.commit(frame, c, &mut out);
+        out.pop()
+    }
+
+    #[test]
+    fn single_bit_ic_is_read_as_a_damaged_squitter_until_trusted() {
+        let mut a = Acceptor::new(2_400_000, 1);
+        assert!(commit(&mut a, df11(0x4D2023, 0), 7, 0).is_some());
+        // IC=4 (one bit) from an untrusted interrogator: repaired to IC=0.
+        let got = commit(&mut a, df11(0x4D2023, 4), 7, 10).unwrap();
+        assert_eq!(got.bytes, df11(0x4D2023, 0));
+        assert_eq!(got.repaired, 1);
+        // IC=0x3C (four bits) is a real interrogator code: kept as sent.
+        for t in 0..3 {
+            let got = commit(&mut a, df11(0x4D2023, 0x3C), 7, 20 + t).unwrap();
+            assert_eq!(got.bytes, df11(0x4D2023, 0x3C));
+        }
+    }
+
+    #[test]
+    fn ap_replies_wait_for_confirmation_and_expire() {
+        let mut a = Acceptor::new(2_000_000, 1);
+        // DF4 from 484FDE before any squitter: held.
+        let mut df4 = [0u8; 14];
+        df4[..4].copy_from_slice(&[0x20, 0x00, 0x17, 0x18]);
+        let p = crc::checksum(&df4[..4]) ^ 0x484FDE;
+        df4[4..7].copy_from_slice(&p.to_be_bytes()[1..]);
+        assert!(commit(&mut a, df4, 7, 0).is_none());
+        // A clean squitter releases it, marked late.
+        let mut out = Vec::new();
+        let mut sq = df11(0x484FDE, 0);
+        let c = a.check(&mut sq, 7, 1000, &[1000; 112]).unwrap();
+        a.commit(
+            Received {
+                bytes: sq,
+                len: 7,
+                sample: 1000,
+                signal: 0,
+                repaired: 0,
+                late: false,
+            },
+            c,
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().any(|r| r.late && r.bytes == df4));
+        // A held reply older than HOLD_SECONDS is not released.
+        let mut b = Acceptor::new(2_000_000, 1);
+        assert!(commit(&mut b, df4, 7, 0).is_none());
+        let later = (HOLD_SECONDS * 2_000_000.0) as u64 + 10;
+        let mut out = Vec::new();
+        let c = b.check(&mut sq, 7, later, &[1000; 112]).unwrap();
+        b.commit(
+            Received {
+                bytes: sq,
+                len: 7,
+                sample: later,
+                signal: 0,
+                repaired: 0,
+                late: false,
+            },
+            c,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn repair_never_invents_an_address() {
+        // readsb's phantom on modes1, 8a2124d36ce0712df20a0398e37d, is the
+        // CRC-clean result of a 1-bit "repair" of a corrupt frame (our slicer
+        // never reads anything within 2 bits of it there; the recordings test
+        // checks that 2124D3 never appears). Corrupt it by one bit, as the
+        // original was, and check the guard.
+        let hex = "8a2124d36ce0712df20a0398e37d";
+        let mut clean = [0u8; 14];
+        for (i, byte) in clean.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+        }
+        assert_eq!(crc::residue(&clean), 0);
+        let bit = 60u8;
+        let mut corrupt = clean;
+        flip(&mut corrupt, bit);
+        let a = Acceptor::new(2_400_000, 1);
+        // The bit the repair would flip was decided clearly: refused.
+        let mut margins = [1000u32; 112];
+        margins[10] = 1;
+        margins[11] = 1;
+        assert_eq!(a.check(&mut corrupt.clone(), 14, 0, &margins), None);
+        // Only if it was among the two least certain bits is the repair
+        // believed, and then it confirms nothing.
+        margins[usize::from(bit)] = 0;
+        let mut b = corrupt;
+        let c = a.check(&mut b, 14, 0, &margins).unwrap();
+        assert_eq!(c.verdict, Verdict::RepairedNew);
+        assert_eq!(b, clean);
+        let mut a = a;
+        let mut out = Vec::new();
+        a.commit(
+            Received {
+                bytes: b,
+                len: 14,
+                sample: 0,
+                signal: 0,
+                repaired: 0,
+                late: false,
+            },
+            c,
+            &mut out,
+        );
+        assert!(!a.is_confirmed(0x2124D3, 0));
     }
 }
