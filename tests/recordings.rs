@@ -86,7 +86,7 @@ fn dump1090_rs_recordings_give_every_frame_fa_and_readsb_find() {
 }
 
 #[test]
-fn modes1_at_2_0_msps_against_antirez() {
+fn every_frame_antirez_finds_at_2_0_msps() {
     let ours = decode("modes1.bin", "cu8", "2.0M");
     assert!(!ours.iter().any(|f| f.contains("2124d3")));
     let antirez = reference("antirez_modes1");
@@ -96,17 +96,20 @@ fn modes1_at_2_0_msps_against_antirez() {
         ours.len(),
         antirez.len()
     );
-    // Regression guard, not the goal: 7 of antirez's 144 unique frames are
-    // still missed at 2.0 MS/s (half-sample phase ISI; see the issue notes).
-    let m = missed(&ours, &antirez);
-    let unique: BTreeSet<&String> = antirez.iter().collect();
-    eprintln!(
-        "modes1.bin: {} frames, missed {}/{} unique antirez frames",
-        ours.len(),
-        m.len(),
-        unique.len()
+    assert!(
+        missed(&ours, &antirez).is_empty(),
+        "missed {:?}",
+        missed(&ours, &antirez)
     );
-    assert!(m.len() * 100 <= unique.len() * 5, "missed {m:?}");
+    for id in ["1641427457780", "1641428106243", "1641428165033"] {
+        let ours = decode(&format!("test_{id}_2000.cu8"), "cu8", "2.0M");
+        let r = reference(&format!("antirez_test_{id}_2000"));
+        assert!(
+            missed(&ours, &r).is_empty(),
+            "test_{id}_2000: missed {:?}",
+            missed(&ours, &r)
+        );
+    }
 }
 
 #[test]

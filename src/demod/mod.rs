@@ -9,9 +9,9 @@
 //!
 //! Time is measured in "units" that divide both a sample and a half-bit
 //! (0.5 µs) exactly: at 2.4 MS/s a sample is 5 units and a half-bit 6; at
-//! 2.0 MS/s a sample is 2 units and a half-bit 2. A frame's true start lies
-//! between samples, so each candidate position is tried at every unit phase
-//! (5 hypotheses at 2.4 MS/s, 2 at 2.0). The energy of a half-bit slot is the
+//! 2.0 MS/s a sample and a half-bit are both 4 units. A frame's true start
+//! lies between samples, so each candidate position is tried at every unit
+//! phase (5 hypotheses at 2.4 MS/s, 4 at 2.0). The energy of a half-bit slot is the
 //! magnitude integrated over its exact span, i.e. a weighted sum of the two
 //! samples it overlaps; a bit is 1 when its first half holds more energy.
 //!
@@ -53,17 +53,17 @@ impl Rate {
             Rate::Msps2_4 => 2_400_000,
         }
     }
-    /// Units per sample.
+    /// Units per sample (quarter samples at 2.0 MS/s, fifths at 2.4).
     const fn d(self) -> usize {
         match self {
-            Rate::Msps2_0 => 2,
+            Rate::Msps2_0 => 4,
             Rate::Msps2_4 => 5,
         }
     }
     /// Units per half-bit.
     const fn h(self) -> usize {
         match self {
-            Rate::Msps2_0 => 2,
+            Rate::Msps2_0 => 4,
             Rate::Msps2_4 => 6,
         }
     }
@@ -165,6 +165,10 @@ pub struct Demodulator {
 /// Hypotheses whose preamble pulses average less than this many times the
 /// quiet slots (in sixteenths) are not sliced.
 const PREAMBLE_RATIO_16THS: u32 = 20;
+/// Decision-feedback threshold per 2.0 MS/s quarter-sample phase, in 80ths
+/// of the preamble's summed pulse energy (four pulse slots): f(1-f) /
+/// (2((1-f)²+f²)) / 4 for f = 0, 1/4, 1/2, 3/4.
+const FEEDBACK_80THS: [u32; 4] = [0, 3, 5, 3];
 /// Phase hypotheses sliced per position, best preamble first.
 const MAX_PHASES_SLICED: usize = 2;
 /// Screen: mean pulse sample over mean quiet sample, in sixteenths.
@@ -331,14 +335,17 @@ impl Demodulator {
         for &(_, pulse, p) in order.iter().take(MAX_PHASES_SLICED) {
             let slots = &self.phases[p];
             let mut bytes = [0u8; 14];
-            // At 2.0 MS/s with a half-sample phase every sample straddles two
-            // half-bit slots, so a slot's energy is (previous + 2·own +
-            // next)/2 pulse levels and the plain comparison of a bit's halves
-            // gives (2·bit - previous bit - next bit)/2: no margin at all for
-            // 000 and 111. Knowing the previous bit, the halves differ by at
-            // least ±A/2 around a threshold of ∓A/4 (A = one pulse slot), so
-            // that phase is sliced with decision feedback.
-            let feedback = (self.rate == Rate::Msps2_0 && p == 1).then_some(pulse / 16);
+            // At 2.0 MS/s a half-bit is one sample, so at a fractional phase
+            // f every sample straddles two slots and a slot's energy is
+            // f(1-f)·previous + ((1-f)²+f²)·own + f(1-f)·next. Comparing a
+            // bit's halves then loses margin to the neighbouring bits (none
+            // at all for 000 and 111 when f = 1/2). Knowing the previous bit,
+            // the halves separate around ∓f(1-f)/(2((1-f)²+f²)) of a pulse
+            // slot, so fractional phases are sliced with decision feedback.
+            let feedback = match self.rate {
+                Rate::Msps2_0 if p > 0 => Some(pulse * FEEDBACK_80THS[p] / 80),
+                _ => None,
+            };
             let mut prev_one = true; // the preamble ends quiet, like after a 1
             let mut slice = |from_byte: usize, to_byte: usize, bytes: &mut [u8; 14]| {
                 for (i, byte) in bytes.iter_mut().enumerate().take(to_byte).skip(from_byte) {
