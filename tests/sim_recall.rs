@@ -1,0 +1,139 @@
+//! Sensitivity against the simulator's ground truth: how many transmitted
+//! frames come back, how many frames come back that were never sent, and how
+//! that falls with SNR. SNR is the simulator's: pulse power over the noise
+//! power in the whole sampled bandwidth (see `src/sim/mod.rs`).
+//!
+//! `cargo test --release --test sim_recall -- --nocapture` prints the curve.
+
+use std::collections::HashMap;
+
+use adsb_kinesis::decoder::IqDecoder;
+use adsb_kinesis::demod::Rate;
+use adsb_kinesis::iq::SampleFormat;
+use adsb_kinesis::sim::{SimConfig, Simulator, TruthFrame};
+
+#[derive(Debug, Default)]
+struct Score {
+    sent: usize,
+    found: usize,
+    clear_sent: usize,
+    clear_found: usize,
+    false_frames: usize,
+}
+
+impl Score {
+    fn recall(&self) -> f64 {
+        self.found as f64 / self.sent.max(1) as f64
+    }
+    fn clear_recall(&self) -> f64 {
+        self.clear_found as f64 / self.clear_sent.max(1) as f64
+    }
+}
+
+/// Simulate and decode; a frame counts as found when the same bytes come
+/// out within 4 samples of the truth's start. "Clear" frames are those the
+/// simulator did not overlap with another reply.
+fn run(cfg: SimConfig) -> Score {
+    let rate = Rate::from_hz(cfg.sample_rate).unwrap();
+    let mut sim = Simulator::new(cfg);
+    let mut dec = IqDecoder::new(SampleFormat::Cu8, rate, 1);
+    let (mut buf, mut truth, mut out) = (vec![0u8; 1 << 16], Vec::<TruthFrame>::new(), Vec::new());
+    let mut all_truth = Vec::new();
+    loop {
+        let n = sim.fill(&mut buf, &mut truth);
+        all_truth.append(&mut truth);
+        if n == 0 {
+            break;
+        }
+        dec.push(&buf[..n], &mut out);
+    }
+    dec.finish(&mut out);
+    let mut got: HashMap<Vec<u8>, Vec<(u64, bool)>> = HashMap::new();
+    for r in &out {
+        got.entry(r.bytes().to_vec())
+            .or_default()
+            .push((r.sample, false));
+    }
+    let mut s = Score::default();
+    for t in &all_truth {
+        s.sent += 1;
+        s.clear_sent += usize::from(!t.overlapped);
+        if let Some(slot) = got.get_mut(&t.bytes).and_then(|v| {
+            v.iter_mut()
+                .find(|(at, used)| !used && at.abs_diff(t.sample) <= 4)
+        }) {
+            slot.1 = true;
+            s.found += 1;
+            s.clear_found += usize::from(!t.overlapped);
+        }
+    }
+    s.false_frames = got.values().flatten().filter(|(_, used)| !used).count();
+    s
+}
+
+fn sky(rate: u32, snr: f64, seed: u64) -> SimConfig {
+    SimConfig {
+        aircraft: 10,
+        duration_s: 20.0,
+        sample_rate: rate,
+        snr_db: (snr, snr),
+        seed,
+        ..SimConfig::default()
+    }
+}
+
+#[test]
+fn twenty_db_at_2_4_msps_recovers_99_percent_with_no_false_frames() {
+    let s = run(sky(2_400_000, 20.0, 3));
+    eprintln!(
+        "2.4 MS/s 20 dB: {s:?} recall {:.4} clear {:.4}",
+        s.recall(),
+        s.clear_recall()
+    );
+    assert!(s.sent > 1000);
+    assert!(s.recall() >= 0.99, "{s:?}");
+    assert!(s.clear_recall() >= 0.999, "{s:?}");
+    assert_eq!(s.false_frames, 0, "{s:?}");
+}
+
+#[test]
+fn twenty_db_at_2_0_msps() {
+    let s = run(sky(2_000_000, 20.0, 3));
+    eprintln!(
+        "2.0 MS/s 20 dB: {s:?} recall {:.4} clear {:.4}",
+        s.recall(),
+        s.clear_recall()
+    );
+    // Regression guard below the 99 % goal, which 2.0 MS/s does not reach
+    // yet (95.4 % of clear frames when this was written).
+    assert!(s.clear_recall() >= 0.94, "{s:?}");
+    assert!(s.false_frames <= 2, "{s:?}");
+}
+
+#[test]
+fn recall_falls_gracefully_with_snr() {
+    for rate in [2_400_000, 2_000_000] {
+        let mut last = 1.0;
+        let mut curve = Vec::new();
+        for snr in [25.0, 20.0, 15.0, 12.0, 9.0, 6.0] {
+            let s = run(SimConfig {
+                duration_s: 8.0,
+                ..sky(rate, snr, 11)
+            });
+            curve.push(format!(
+                "{snr} dB: {:.3} ({} false)",
+                s.recall(),
+                s.false_frames
+            ));
+            // Monotone within noise: weaker signal never decodes clearly better.
+            assert!(
+                s.recall() <= last + 0.02,
+                "{rate} {snr} dB: {:.3} after {last:.3}",
+                s.recall()
+            );
+            last = s.recall();
+        }
+        eprintln!("{rate} S/s: {}", curve.join(", "));
+        assert!(last < 0.9, "at 6 dB recall should have fallen: {curve:?}");
+    }
+}
