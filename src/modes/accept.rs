@@ -8,8 +8,8 @@
 //! - Error repair (1 bit by default, 2 opt-in) is only accepted when the
 //!   repaired frame is a DF11/17/18 naming an address already confirmed by a
 //!   clean frame. A repair that invents a new address is how readsb produces
-//!   phantom `2124D3` on modes1. Errors in the DF field are repaired too
-//!   (the guard makes that as safe as any other bit).
+//!   phantom `2124D3` on modes1. A flipped bit inside the DF field is
+//!   repaired too when the frame still slices as DF11/17/18.
 //! - DF0/4/5/16/20/21 carry AP = parity XOR address, so any bit string
 //!   "has" an address; they are accepted only for confirmed addresses. Those
 //!   from not-yet-confirmed addresses are held for [`HOLD_SECONDS`] and
@@ -274,18 +274,8 @@ impl Acceptor {
                     icao: residue,
                 })
             }
-            // Any other format can only be a DF11/17/18 with errors in its DF bits.
-            _ => self.repair(bytes, len, residue, now, margins),
+            _ => None,
         }
-    }
-
-    /// Whether a frame sliced with this first byte could be repaired into
-    /// DF11/17/18 within the configured number of bits.
-    pub fn could_repair_df(&self, first: u8) -> bool {
-        let df5 = first >> 3;
-        [11u8, 17, 18]
-            .iter()
-            .any(|&t| (df5 ^ t).count_ones() <= u32::from(self.fix_bits))
     }
 
     fn repair(
