@@ -110,6 +110,57 @@ impl Rate {
     }
 }
 
+/// Energy of one half-bit slot: its two samples, weighted by overlap.
+#[inline(always)]
+fn slot_energy(m: &[u16], sl: &Slot) -> u32 {
+    let o = usize::from(sl.offset);
+    debug_assert!(o + 1 < m.len());
+    // SAFETY: `Demodulator::new` builds every slot with offset + 1 < span
+    // (checked by a unit test), and callers pass `span` samples.
+    let (a, b) = unsafe { (*m.get_unchecked(o), *m.get_unchecked(o + 1)) };
+    u32::from(a) * u32::from(sl.w0) + u32::from(b) * u32::from(sl.w1)
+}
+
+/// Slice the data bytes in `range` of one phase hypothesis into `bytes`,
+/// recording each bit's decision margin. With `feedback` (a threshold), a
+/// bit's halves are compared against ∓threshold depending on the previous
+/// bit (see `try_position`).
+#[inline(always)]
+fn slice_bytes(
+    m: &[u16],
+    slots: &[Slot; SLOTS],
+    range: std::ops::Range<usize>,
+    bytes: &mut [u8; 14],
+    margins: &mut [u32; 112],
+    feedback: Option<u32>,
+    prev_one: &mut bool,
+) {
+    for i in range {
+        let mut b = 0u32;
+        for j in 0..8 {
+            let bit = i * 8 + j;
+            // SAFETY: bit < 112, so both slot indices are < 16 + 224 = SLOTS.
+            let (sa, sz) = unsafe {
+                (
+                    slots.get_unchecked(16 + 2 * bit),
+                    slots.get_unchecked(17 + 2 * bit),
+                )
+            };
+            let (a, z) = (slot_energy(m, sa), slot_energy(m, sz));
+            let (lhs, rhs) = match feedback {
+                None => (a, z),
+                Some(q) if *prev_one => (a + q, z),
+                Some(q) => (a, z + q),
+            };
+            let one = lhs > rhs;
+            margins[bit] = lhs.abs_diff(rhs);
+            *prev_one = one;
+            b = (b << 1) | u32::from(one);
+        }
+        bytes[i] = b as u8;
+    }
+}
+
 /// Sum of the quiet samples without the two largest: an overlapping reply
 /// puts pulses into a few of them, and the level that matters is the noise.
 #[inline(always)]
@@ -169,6 +220,9 @@ const PREAMBLE_RATIO_16THS: u32 = 20;
 /// of the preamble's summed pulse energy (four pulse slots): f(1-f) /
 /// (2((1-f)²+f²)) / 4 for f = 0, 1/4, 1/2, 3/4.
 const FEEDBACK_80THS: [u32; 4] = [0, 3, 5, 3];
+/// Mean decision margin of the first eight bits, in sixteenths of a
+/// preamble pulse slot's energy, below which a hypothesis is not sliced on.
+const MIN_BIT_CONTRAST_16THS: u32 = 4;
 /// Phase hypotheses sliced per position, best preamble first.
 const MAX_PHASES_SLICED: usize = 2;
 /// Screen: mean pulse sample over mean quiet sample, in sixteenths.
@@ -302,15 +356,7 @@ impl Demodulator {
     fn try_position(&self, s: usize) -> Option<(Received, Checked, u32)> {
         let m = &self.buf[s..s + self.span];
         let now = self.base + s as u64;
-        let energy = |slots: &[Slot; SLOTS], k: usize| -> u32 {
-            let sl = slots[k];
-            let o = usize::from(sl.offset);
-            debug_assert!(o + 1 < m.len());
-            // SAFETY: `new` builds every slot with offset + 1 < span, and
-            // `m` is exactly `span` samples long.
-            let (a, b) = unsafe { (*m.get_unchecked(o), *m.get_unchecked(o + 1)) };
-            u32::from(a) * u32::from(sl.w0) + u32::from(b) * u32::from(sl.w1)
-        };
+        let energy = |slots: &[Slot; SLOTS], k: usize| slot_energy(m, &slots[k]);
         // Preamble score per phase: pulse energy minus the scaled quiet
         // energy; hypotheses failing the ratio test are dropped.
         let mut order: [(i64, u32, usize); 5] = [(i64::MIN, 0, 0); 5];
@@ -347,32 +393,16 @@ impl Demodulator {
                 _ => None,
             };
             let mut prev_one = true; // the preamble ends quiet, like after a 1
-            let mut slice = |from_byte: usize, to_byte: usize, bytes: &mut [u8; 14]| {
-                for (i, byte) in bytes.iter_mut().enumerate().take(to_byte).skip(from_byte) {
-                    let mut b = 0u8;
-                    for (j, margin) in margins[i * 8..i * 8 + 8].iter_mut().enumerate() {
-                        let k = 16 + 2 * (i * 8 + j);
-                        let (a, z) = (energy(slots, k), energy(slots, k + 1));
-                        let one = match feedback {
-                            None => {
-                                *margin = a.abs_diff(z);
-                                a > z
-                            }
-                            Some(q) => {
-                                // Compare a - z against -q (after a 1) or +q.
-                                let (lhs, rhs) = if prev_one { (a + q, z) } else { (a, z + q) };
-                                *margin = lhs.abs_diff(rhs);
-                                lhs > rhs
-                            }
-                        };
-                        prev_one = one;
-                        b = (b << 1) | u8::from(one);
-                    }
-                    *byte = b;
-                }
-            };
-            // The first byte decides the format and so the length.
-            slice(0, 1, &mut bytes);
+                                     // The first byte decides the format and so the length.
+            slice_bytes(
+                m,
+                slots,
+                0..1,
+                &mut bytes,
+                &mut margins,
+                feedback,
+                &mut prev_one,
+            );
             let df = df_of(bytes[0]);
             // Only formats we can check are sliced on. A DF field damaged
             // into another format is not chased: it widened this filter from
@@ -380,8 +410,25 @@ impl Demodulator {
             if !matches!(df, 0 | 4 | 5 | 11 | 16 | 17 | 18 | 20 | 21) {
                 continue;
             }
+            // A real reply decides its bits by about a pulse's energy; a
+            // position inside another reply's data mostly compares pulse
+            // with pulse. Too little contrast in the first byte: not a frame.
+            let first_margin: u32 = margins[..8].iter().sum();
+            if u64::from(first_margin) * 4 * 16
+                < u64::from(pulse) * 8 * u64::from(MIN_BIT_CONTRAST_16THS)
+            {
+                continue;
+            }
             let bits = df_bits(df);
-            slice(1, bits / 8, &mut bytes);
+            slice_bytes(
+                m,
+                slots,
+                1..bits / 8,
+                &mut bytes,
+                &mut margins,
+                feedback,
+                &mut prev_one,
+            );
             let len = bits / 8;
             let Some(checked) = self.acceptor.check(&mut bytes, len, now, &margins[..bits]) else {
                 continue;
