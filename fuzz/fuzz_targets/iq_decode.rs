@@ -33,42 +33,51 @@ fuzz_target!(|data: &[u8]| {
 
     let whole = decode(format, rate, fix_bits, signal, signal.len().max(1));
     let split = decode(format, rate, fix_bits, signal, chunk);
-    for r in &whole.0 {
-        assert!(matches!(r.len, 7 | 14), "frame length {}", r.len);
+    for f in &whole.frames {
         assert!(
-            modes::parse(r.bytes()).is_ok(),
+            matches!(f.bytes.len(), 7 | 14),
+            "frame of {} bytes",
+            f.bytes.len()
+        );
+        assert!(
+            modes::parse(&f.bytes).is_ok(),
             "accepted frame does not parse"
         );
     }
-    assert_eq!(
-        key(&whole),
-        key(&split),
-        "chunk size {chunk} changed the frames"
-    );
+    assert_eq!(whole, split, "chunk size {chunk} changed the output");
 });
 
-fn decode(
-    format: SampleFormat,
-    rate: Rate,
-    fix_bits: u8,
-    signal: &[u8],
-    chunk: usize,
-) -> (Vec<Received>, usize) {
+/// What must not depend on chunking: the frames, where they start, their
+/// repairs, and the trailing partial sample.
+#[derive(Debug, PartialEq)]
+struct Decoded {
+    frames: Vec<Seen>,
+    rest: usize,
+}
+
+#[derive(Debug, PartialEq)]
+struct Seen {
+    bytes: Vec<u8>,
+    sample: u64,
+    repaired: u8,
+    late: bool,
+}
+
+fn decode(format: SampleFormat, rate: Rate, fix_bits: u8, signal: &[u8], chunk: usize) -> Decoded {
     let mut dec = IqDecoder::new(format, rate, fix_bits);
-    let mut out = Vec::new();
+    let mut out: Vec<Received> = Vec::new();
     for c in signal.chunks(chunk) {
         dec.push(c, &mut out);
     }
     let rest = dec.finish(&mut out);
-    (out, rest)
-}
-
-/// What must not depend on chunking: frames, where they start, repairs,
-/// and the trailing partial sample.
-fn key((frames, rest): &(Vec<Received>, usize)) -> (Vec<(Vec<u8>, u64, u8, bool)>, usize) {
-    let frames = frames
+    let frames = out
         .iter()
-        .map(|r| (r.bytes().to_vec(), r.sample, r.repaired, r.late))
+        .map(|r| Seen {
+            bytes: r.bytes().to_vec(),
+            sample: r.sample,
+            repaired: r.repaired,
+            late: r.late,
+        })
         .collect();
-    (frames, *rest)
+    Decoded { frames, rest }
 }
