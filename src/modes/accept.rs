@@ -15,9 +15,11 @@
 //!   from not-yet-confirmed addresses are held for [`HOLD_SECONDS`] and
 //!   released if a DF11/17/18 confirms the address in time.
 //! - DF11 with a non-zero interrogator code (IC) is 128 times likelier to be
-//!   noise than IC=0: it confirms nothing by itself unless that interrogator
-//!   has been heard repeatedly from confirmed aircraft; otherwise it is held
-//!   like an AP reply. An IC with a single bit set from an interrogator not
+//!   noise than IC=0, and one with a few bit errors in its last bits is
+//!   indistinguishable from a reply to another interrogator. So a non-zero
+//!   IC counts only once that interrogator has been heard
+//!   [`TRUSTED_IC_COUNT`] times from confirmed aircraft; until then its
+//!   replies are held, and released when it becomes trusted. An IC with a single bit set from an interrogator not
 //!   yet trusted is read as an IC=0 squitter with one bit error (that is
 //!   what such an error looks like) and repaired.
 
@@ -34,7 +36,7 @@ pub const CONFIRM_SECONDS: f64 = 60.0;
 /// Bound on held frames; the oldest go first.
 pub const MAX_HELD: usize = 4096;
 /// DF11 replies with one IC from confirmed aircraft before that IC is trusted.
-const TRUSTED_IC_COUNT: u32 = 3;
+pub const TRUSTED_IC_COUNT: u32 = 3;
 
 /// A frame that left the demodulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,8 @@ struct Held {
 struct Syndromes {
     one: [HashMap<u32, u8>; 2],
     two: [HashMap<u32, (u8, u8)>; 2],
+    /// Syndrome of each single bit, by position.
+    bit: [Vec<u32>; 2],
 }
 
 fn syndrome_of(len: usize, bits: &[usize]) -> u32 {
@@ -130,16 +134,47 @@ fn syndromes() -> &'static Syndromes {
     S.get_or_init(|| {
         let mut one = [HashMap::new(), HashMap::new()];
         let mut two = [HashMap::new(), HashMap::new()];
+        let mut bit = [Vec::new(), Vec::new()];
         for (k, len) in [7usize, 14].into_iter().enumerate() {
             for a in 0..len * 8 {
+                bit[k].push(syndrome_of(len, &[a]));
                 one[k].insert(syndrome_of(len, &[a]), a as u8);
                 for b in a + 1..len * 8 {
                     two[k].insert(syndrome_of(len, &[a, b]), (a as u8, b as u8));
                 }
             }
         }
-        Syndromes { one, two }
+        Syndromes { one, two, bit }
     })
+}
+
+/// The least certain bits among which a two-bit repair is looked for when
+/// the address is already confirmed.
+pub const WEAK_PAIR_BITS: usize = 8;
+
+/// A pair among the `WEAK_PAIR_BITS` least certain bits whose syndromes
+/// explain `residue`. The CRC is linear, so each pair costs one XOR: 28
+/// patterns, fewer than the 112 a one-bit repair already tries.
+fn weak_pair(syn: &[u32], margins: &[u32], residue: u32) -> Option<(u8, u8)> {
+    let mut weak: [(u32, usize); WEAK_PAIR_BITS] = [(u32::MAX, 0); WEAK_PAIR_BITS];
+    for (i, &m) in margins.iter().enumerate().take(syn.len()) {
+        if m < weak[WEAK_PAIR_BITS - 1].0 {
+            let mut j = WEAK_PAIR_BITS - 1;
+            while j > 0 && weak[j - 1].0 > m {
+                weak[j] = weak[j - 1];
+                j -= 1;
+            }
+            weak[j] = (m, i);
+        }
+    }
+    for (x, &(mx, a)) in weak.iter().enumerate() {
+        for &(my, b) in &weak[x + 1..] {
+            if mx != u32::MAX && my != u32::MAX && syn[a] ^ syn[b] == residue {
+                return Some((a as u8, b as u8));
+            }
+        }
+    }
+    None
 }
 
 /// How many of a frame's least certain bits a repair for a new address may
@@ -254,7 +289,10 @@ impl Acceptor {
                         };
                         return Some(Checked { verdict, icao });
                     }
-                    let verdict = if self.is_confirmed(icao, now) || trusted {
+                    // Other codes: real only once that interrogator has been
+                    // heard repeatedly; corrupted squitters scatter over
+                    // many codes, each seen once.
+                    let verdict = if trusted {
                         Verdict::Known
                     } else {
                         Verdict::Hold
@@ -295,6 +333,12 @@ impl Acceptor {
         let (n, weakest) = if let Some(&bit) = s.one[k].get(&residue) {
             flip(&mut fixed, bit);
             (1, is_among_weakest(margins, &[bit]))
+        } else if let Some((a, b)) = weak_pair(&s.bit[k], margins, residue) {
+            // Two doubtful bits (typically where an overlapping reply's
+            // pulses fell): trusted for confirmed addresses only.
+            flip(&mut fixed, a);
+            flip(&mut fixed, b);
+            (2, false)
         } else if self.fix_bits >= 2 {
             let &(a, b) = s.two[k].get(&residue)?;
             flip(&mut fixed, a);
@@ -331,6 +375,28 @@ impl Acceptor {
     pub fn commit(&mut self, frame: Received, checked: Checked, out: &mut Vec<Received>) {
         let now = frame.sample;
         self.sweep(now);
+        let df = df_of(frame.bytes[0]);
+        if df == 11 {
+            let ic = (crc::residue(frame.bytes()) & 0x7F) as usize;
+            if ic != 0 && self.is_confirmed(checked.icao, now) {
+                self.ic_seen[ic] = self.ic_seen[ic].saturating_add(1);
+                if self.ic_seen[ic] == TRUSTED_IC_COUNT && checked.verdict == Verdict::Hold {
+                    // This reply makes the interrogator trusted: it and the
+                    // ones held before it are real.
+                    self.stats.accepted_by_df[11] += 1;
+                    out.push(frame);
+                    self.release(
+                        |h| {
+                            df_of(h.frame.bytes[0]) == 11
+                                && crc::residue(h.frame.bytes()) & 0x7F == ic as u32
+                        },
+                        now,
+                        out,
+                    );
+                    return;
+                }
+            }
+        }
         match checked.verdict {
             Verdict::Hold => {
                 if self.held.len() >= MAX_HELD {
@@ -354,13 +420,6 @@ impl Acceptor {
             Verdict::RepairedNew => self.stats.repaired_1bit += 1,
             Verdict::Clean | Verdict::Known => {}
         }
-        let df = df_of(frame.bytes[0]);
-        if df == 11 {
-            let ic = crc::residue(frame.bytes()) & 0x7F;
-            if ic != 0 && self.is_confirmed(checked.icao, now) {
-                self.ic_seen[ic as usize] = self.ic_seen[ic as usize].saturating_add(1);
-            }
-        }
         let confirms = matches!(checked.verdict, Verdict::Clean)
             || (df == 11 && checked.verdict == Verdict::Known);
         self.stats.accepted_by_df[usize::from(df)] += 1;
@@ -376,18 +435,20 @@ impl Acceptor {
             let newly = !self.is_confirmed(checked.icao, now);
             self.confirmed.insert(checked.icao, now);
             if newly {
-                self.release(checked.icao, now, out);
+                let icao = checked.icao;
+                self.release(|h| h.icao == icao, now, out);
             }
         } else if let Some(t) = self.confirmed.get_mut(&checked.icao) {
             *t = (*t).max(now);
         }
     }
 
-    fn release(&mut self, icao: u32, now: u64, out: &mut Vec<Received>) {
+    /// Emit the held frames that `which` picks (and that are recent enough).
+    fn release(&mut self, which: impl Fn(&Held) -> bool, now: u64, out: &mut Vec<Received>) {
         let window = self.samples(HOLD_SECONDS);
         let mut kept = VecDeque::with_capacity(self.held.len());
         for h in self.held.drain(..) {
-            if h.icao == icao && now.saturating_sub(h.frame.sample) <= window {
+            if which(&h) && now.saturating_sub(h.frame.sample) <= window {
                 let df = df_of(h.frame.bytes[0]);
                 self.stats.accepted_by_df[usize::from(df)] += 1;
                 self.stats.released += 1;
@@ -464,11 +525,36 @@ mod tests {
         let got = commit(&mut a, df11(0x4D2023, 4), 7, 10).unwrap();
         assert_eq!(got.bytes, df11(0x4D2023, 0));
         assert_eq!(got.repaired, 1);
-        // IC=0x3C (four bits) is a real interrogator code: kept as sent.
-        for t in 0..3 {
-            let got = commit(&mut a, df11(0x4D2023, 0x3C), 7, 20 + t).unwrap();
-            assert_eq!(got.bytes, df11(0x4D2023, 0x3C));
+        // IC=0x3C (four bits): held until heard TRUSTED_IC_COUNT times,
+        // then the held ones come out with it, as sent.
+        let mut out = Vec::new();
+        for t in 0..u64::from(TRUSTED_IC_COUNT) {
+            let mut b = df11(0x4D2023, 0x3C);
+            let c = a.check(&mut b, 7, 20 + t, &[1000; 112]).unwrap();
+            let frame = Received {
+                bytes: b,
+                len: 7,
+                sample: 20 + t,
+                signal: 0,
+                repaired: 0,
+                late: false,
+            };
+            a.commit(frame, c, &mut out);
+            let expect = if t + 1 < u64::from(TRUSTED_IC_COUNT) {
+                0
+            } else {
+                TRUSTED_IC_COUNT as usize
+            };
+            assert_eq!(out.len(), expect, "after {} replies", t + 1);
         }
+        assert!(out.iter().all(|r| r.bytes == df11(0x4D2023, 0x3C)));
+        // Trusted from now on.
+        assert_eq!(
+            commit(&mut a, df11(0x4D2023, 0x3C), 7, 30).unwrap().bytes,
+            df11(0x4D2023, 0x3C)
+        );
+        // A code heard once stays unconfirmed.
+        assert!(commit(&mut a, df11(0x4D2023, 0x09), 7, 31).is_none());
     }
 
     #[test]
