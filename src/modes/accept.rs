@@ -333,9 +333,14 @@ impl Acceptor {
         let (n, weakest) = if let Some(&bit) = s.one[k].get(&residue) {
             flip(&mut fixed, bit);
             (1, is_among_weakest(margins, &[bit]))
-        } else if let Some((a, b)) = weak_pair(&s.bit[k], margins, residue) {
+        } else if let Some((a, b)) = self
+            .is_confirmed(aa(bytes), now)
+            .then(|| weak_pair(&s.bit[k], margins, residue))
+            .flatten()
+        {
             // Two doubtful bits (typically where an overlapping reply's
-            // pulses fell): trusted for confirmed addresses only.
+            // pulses fell): tried only when the address as read is already
+            // confirmed, which spares the search on garbage.
             flip(&mut fixed, a);
             flip(&mut fixed, b);
             (2, false)
