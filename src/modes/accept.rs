@@ -11,7 +11,9 @@
 //!   phantom `2124D3` on modes1. A flipped bit inside the DF field is
 //!   repaired too when the frame still slices as DF11/17/18.
 //! - DF0/4/5/16/20/21 carry AP = parity XOR address, so any bit string
-//!   "has" an address; they are accepted only for confirmed addresses. Those
+//!   "has" an address; they are accepted only for confirmed addresses, and
+//!   one that reports an altitude far from the aircraft's last report is a
+//!   chance match, not a reply. Those
 //!   from not-yet-confirmed addresses are held for [`HOLD_SECONDS`] and
 //!   released if a DF11/17/18 confirms the address in time.
 //! - DF11 with a non-zero interrogator code (IC) is 128 times likelier to be
@@ -35,6 +37,23 @@ pub const HOLD_SECONDS: f64 = 10.0;
 pub const CONFIRM_SECONDS: f64 = 60.0;
 /// Bound on held frames; the oldest go first.
 pub const MAX_HELD: usize = 4096;
+/// Altitude disagreement tolerated between an AP reply and the aircraft's
+/// last report, plus what a steep climb or descent adds over the interval.
+const ALT_SLACK_FT: f64 = 1000.0;
+const MAX_CLIMB_FPM: f64 = 10_000.0;
+
+/// The barometric altitude a frame carries: AC13 of DF0/4/16/20, AC12 of a
+/// DF17/18 airborne position (TC 9-18).
+fn frame_altitude(b: &[u8; 14]) -> Option<i32> {
+    match df_of(b[0]) {
+        0 | 4 | 16 | 20 => super::fields::ac13_ft(u16::from_be_bytes([b[2], b[3]]) & 0x1FFF),
+        17 | 18 if (9..=18).contains(&(b[4] >> 3)) => {
+            super::fields::ac12_ft((u16::from(b[5]) << 4) | u16::from(b[6] >> 4))
+        }
+        _ => None,
+    }
+}
+
 /// DF11 replies with one IC from confirmed aircraft before that IC is trusted.
 pub const TRUSTED_IC_COUNT: u32 = 3;
 
@@ -205,6 +224,9 @@ pub struct Acceptor {
     fix_bits: u8,
     sample_rate: f64,
     confirmed: HashMap<u32, u64>,
+    /// Last altitude each aircraft reported (feet, sample), to judge AP
+    /// replies that claim to be from it.
+    altitude: HashMap<u32, (i32, u64)>,
     ic_seen: [u32; 128],
     held: VecDeque<Held>,
     last_sweep: u64,
@@ -221,6 +243,7 @@ impl Acceptor {
             fix_bits: fix_bits.min(2),
             sample_rate: f64::from(sample_rate),
             confirmed: HashMap::new(),
+            altitude: HashMap::new(),
             ic_seen: [0; 128],
             held: VecDeque::new(),
             last_sweep: 0,
@@ -303,6 +326,13 @@ impl Acceptor {
             }
             0 | 4 | 5 | 16 | 20 | 21 => {
                 let verdict = if self.is_confirmed(residue, now) {
+                    // A garbage bit string "has" a random address; when it
+                    // lands on a confirmed one, the altitude it carries is
+                    // random too. A real reply agrees with what the aircraft
+                    // last reported.
+                    if !self.altitude_plausible(residue, bytes, now) {
+                        return None;
+                    }
                     Verdict::Known
                 } else {
                     Verdict::Hold
@@ -436,6 +466,9 @@ impl Acceptor {
             },
             ..frame
         });
+        if let Some(alt) = frame_altitude(&frame.bytes) {
+            self.altitude.insert(checked.icao, (alt, now));
+        }
         if confirms {
             let newly = !self.is_confirmed(checked.icao, now);
             self.confirmed.insert(checked.icao, now);
@@ -486,6 +519,28 @@ impl Acceptor {
         }
         let keep = self.samples(CONFIRM_SECONDS);
         self.confirmed.retain(|_, t| now.saturating_sub(*t) <= keep);
+    }
+
+    /// Whether the altitude in `bytes` fits the aircraft's last reported
+    /// altitude: within ALT_SLACK_FT plus what MAX_CLIMB_FPM allows since
+    /// then. No altitude on either side counts as plausible.
+    fn altitude_plausible(&self, icao: u32, bytes: &[u8; 14], now: u64) -> bool {
+        let Some(&(known, t)) = self.altitude.get(&icao) else {
+            return true;
+        };
+        let alt = match frame_altitude(bytes) {
+            Some(a) => a,
+            // A non-zero code that decodes to nothing (an illegal Gillham
+            // pattern) from an aircraft reporting good altitudes is noise.
+            None if matches!(df_of(bytes[0]), 0 | 4 | 16 | 20)
+                && u16::from_be_bytes([bytes[2], bytes[3]]) & 0x1FFF != 0 =>
+            {
+                return false
+            }
+            None => return true,
+        };
+        let minutes = now.saturating_sub(t) as f64 / self.sample_rate / 60.0;
+        f64::from((alt - known).abs()) <= ALT_SLACK_FT + MAX_CLIMB_FPM * minutes
     }
 
     /// Addresses confirmed now (for tests and stats).
@@ -654,5 +709,69 @@ mod tests {
             &mut out,
         );
         assert!(!a.is_confirmed(0x2124D3, 0));
+    }
+}
+
+#[cfg(test)]
+mod altitude_tests {
+    use super::*;
+
+    fn ap_frame(df: u8, ac13: u16, icao: u32) -> [u8; 14] {
+        let mut b = [0u8; 14];
+        b[0] = df << 3;
+        b[2..4].copy_from_slice(&ac13.to_be_bytes());
+        let p = crc::checksum(&b[..4]) ^ icao;
+        b[4..7].copy_from_slice(&p.to_be_bytes()[1..]);
+        b
+    }
+
+    #[test]
+    fn altitude_fields_are_read() {
+        // DF4 vector df4-alt-36000: 20001718029FCD.
+        let mut b = [0u8; 14];
+        b[..7].copy_from_slice(&[0x20, 0x00, 0x17, 0x18, 0x02, 0x9F, 0xCD]);
+        assert_eq!(frame_altitude(&b), Some(36000));
+        // DF17 alt-39000: 8D40058B58C901375147EFD09357.
+        let b: [u8; 14] = [
+            0x8D, 0x40, 0x05, 0x8B, 0x58, 0xC9, 0x01, 0x37, 0x51, 0x47, 0xEF, 0xD0, 0x93, 0x57,
+        ];
+        assert_eq!(frame_altitude(&b), Some(39000));
+    }
+
+    #[test]
+    fn a_reply_far_from_the_known_altitude_is_not_the_aircrafts() {
+        let mut a = Acceptor::new(2_400_000, 1);
+        // Confirm 40058B at 39000 ft with its airborne position squitter.
+        let mut sq: [u8; 14] = [
+            0x8D, 0x40, 0x05, 0x8B, 0x58, 0xC9, 0x01, 0x37, 0x51, 0x47, 0xEF, 0xD0, 0x93, 0x57,
+        ];
+        let c = a.check(&mut sq, 14, 0, &[1000; 112]).unwrap();
+        let mut out = Vec::new();
+        a.commit(
+            Received {
+                bytes: sq,
+                len: 14,
+                sample: 0,
+                signal: 0,
+                repaired: 0,
+                late: false,
+            },
+            c,
+            &mut out,
+        );
+        // DF4 at 36000 ft (AC 0x1718) a second later: 3000 ft off, rejected.
+        let mut far = ap_frame(4, 0x1718, 0x40058B);
+        assert_eq!(a.check(&mut far, 7, 2_400_000, &[1000; 112]), None);
+        // DF4 at 39000 ft (Q=1: (39000+1000)/25 = 1600 -> AC bits) accepted.
+        let n: u16 = 1600;
+        let ac = ((n & 0x7F0) << 2) | ((n & 0x008) << 1) | 0x0010 | (n & 0x007);
+        let mut near = ap_frame(4, ac, 0x40058B);
+        assert_eq!(crate::modes::fields::ac13_ft(ac), Some(39000));
+        assert_eq!(
+            a.check(&mut near, 7, 2_400_000, &[1000; 112])
+                .unwrap()
+                .verdict,
+            Verdict::Known
+        );
     }
 }
