@@ -549,6 +549,19 @@ impl Acceptor {
     }
 }
 
+/// A freshly demodulated frame, for tests.
+#[cfg(test)]
+fn rx(bytes: [u8; 14], len: u8, sample: u64) -> Received {
+    Received {
+        bytes,
+        len,
+        sample,
+        signal: 0,
+        repaired: 0,
+        late: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,14 +604,7 @@ mod tests {
         for t in 0..u64::from(TRUSTED_IC_COUNT) {
             let mut b = df11(0x4D2023, 0x3C);
             let c = a.check(&mut b, 7, 20 + t, &[1000; 112]).unwrap();
-            let frame = Received {
-                bytes: b,
-                len: 7,
-                sample: 20 + t,
-                signal: 0,
-                repaired: 0,
-                late: false,
-            };
+            let frame = rx(b, 7, 20 + t);
             a.commit(frame, c, &mut out);
             let expect = if t + 1 < u64::from(TRUSTED_IC_COUNT) {
                 0
@@ -630,18 +636,7 @@ mod tests {
         let mut out = Vec::new();
         let mut sq = df11(0x484FDE, 0);
         let c = a.check(&mut sq, 7, 1000, &[1000; 112]).unwrap();
-        a.commit(
-            Received {
-                bytes: sq,
-                len: 7,
-                sample: 1000,
-                signal: 0,
-                repaired: 0,
-                late: false,
-            },
-            c,
-            &mut out,
-        );
+        a.commit(rx(sq, 7, 1000), c, &mut out);
         assert_eq!(out.len(), 2);
         assert!(out.iter().any(|r| r.late && r.bytes == df4));
         // A held reply older than HOLD_SECONDS is not released.
@@ -650,18 +645,7 @@ mod tests {
         let later = (HOLD_SECONDS * 2_000_000.0) as u64 + 10;
         let mut out = Vec::new();
         let c = b.check(&mut sq, 7, later, &[1000; 112]).unwrap();
-        b.commit(
-            Received {
-                bytes: sq,
-                len: 7,
-                sample: later,
-                signal: 0,
-                repaired: 0,
-                late: false,
-            },
-            c,
-            &mut out,
-        );
+        b.commit(rx(sq, 7, later), c, &mut out);
         assert_eq!(out.len(), 1);
     }
 
@@ -696,18 +680,7 @@ mod tests {
         assert_eq!(b, clean);
         let mut a = a;
         let mut out = Vec::new();
-        a.commit(
-            Received {
-                bytes: b,
-                len: 14,
-                sample: 0,
-                signal: 0,
-                repaired: 0,
-                late: false,
-            },
-            c,
-            &mut out,
-        );
+        a.commit(rx(b, 14, 0), c, &mut out);
         assert!(!a.is_confirmed(0x2124D3, 0));
     }
 }
@@ -747,18 +720,7 @@ mod altitude_tests {
         ];
         let c = a.check(&mut sq, 14, 0, &[1000; 112]).unwrap();
         let mut out = Vec::new();
-        a.commit(
-            Received {
-                bytes: sq,
-                len: 14,
-                sample: 0,
-                signal: 0,
-                repaired: 0,
-                late: false,
-            },
-            c,
-            &mut out,
-        );
+        a.commit(rx(sq, 14, 0), c, &mut out);
         // DF4 at 36000 ft (AC 0x1718) a second later: 3000 ft off, rejected.
         let mut far = ap_frame(4, 0x1718, 0x40058B);
         assert_eq!(a.check(&mut far, 7, 2_400_000, &[1000; 112]), None);
