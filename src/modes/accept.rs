@@ -578,15 +578,7 @@ mod tests {
     fn commit(a: &mut Acceptor, mut bytes: [u8; 14], len: usize, now: u64) -> Option<Received> {
         let c = a.check(&mut bytes, len, now, &[1000; 112])?;
         let mut out = Vec::new();
-        let frame = Received {
-            bytes,
-            len: len as u8,
-            sample: now,
-            signal: 0,
-            repaired: 0,
-            late: false,
-        };
-        a.commit(frame, c, &mut out);
+        a.commit(rx(bytes, len as u8, now), c, &mut out);
         out.pop()
     }
 
