@@ -26,6 +26,19 @@ impl SampleFormat {
     }
 }
 
+impl std::str::FromStr for SampleFormat {
+    type Err = String;
+
+    /// `cu8` or `cs16`, as on the command line.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cu8" => Ok(SampleFormat::Cu8),
+            "cs16" => Ok(SampleFormat::Cs16),
+            _ => Err(format!("unknown sample format {s:?}: use cu8 or cs16")),
+        }
+    }
+}
+
 /// Full-scale magnitude: a sample at the corner of the I/Q square.
 const MAG_SCALE: f64 = 65535.0;
 

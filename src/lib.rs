@@ -11,11 +11,14 @@
 //! # Layout
 //!
 //! - [`modes`]: CRC-24, the frame parser, ADS-B / Comm-B field decoders, CPR. Pure.
+//! - [`daemon`]: the `run` command's config, pipeline threads and tasks,
+//!   shutdown and stats. Edge.
 //! - [`sim`]: a Mode S signal synthesizer used as a demo source and by the
 //!   sensitivity tests. Pure.
 //!
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
+pub mod daemon;
 pub mod decoder;
 pub mod demod;
 pub mod hexin;

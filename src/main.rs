@@ -4,11 +4,11 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use adsb_kinesis::daemon::{self, Config, ReplaySpeed, RunError, Source};
 use adsb_kinesis::decoder::IqDecoder;
 use adsb_kinesis::demod::Rate;
 use adsb_kinesis::hexin;
@@ -16,7 +16,7 @@ use adsb_kinesis::iq::SampleFormat;
 use adsb_kinesis::json::frame_json;
 use adsb_kinesis::modes::accept::Received;
 use adsb_kinesis::modes::{self, Frame};
-use adsb_kinesis::sbs::SbsLine;
+use adsb_kinesis::sbs::{generated_ms, unix_ms_now, SbsLine};
 use adsb_kinesis::sim::{simulate, SimConfig, Simulator};
 use adsb_kinesis::track::Tracker;
 
@@ -40,6 +40,12 @@ enum Command {
     /// Simulate a sky and decode it live through the full demodulator:
     /// SBS lines on stdout, no dongle needed.
     Demo(DemoArgs),
+    /// The daemon: read a source, decode, track and write SBS lines to
+    /// stdout until the input ends or SIGTERM/SIGINT. Every option can also
+    /// come from the --config file or an ADSB_KINESIS_<OPTION> variable
+    /// (e.g. ADSB_KINESIS_STATS_INTERVAL); flags win over the environment,
+    /// which wins over the file.
+    Run(RunArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -182,7 +188,7 @@ fn demo(a: DemoArgs) -> Result<()> {
         out: BufWriter::new(stdout.lock()),
         format: OutputFormat::Sbs,
         tracker: Tracker::new(Some(cfg.receiver)),
-        start_ms: now_ms(),
+        start_ms: unix_ms_now(),
         frames_by_df: [0; 25],
         undecodable: 0,
         repaired: 0,
@@ -262,18 +268,7 @@ struct DecodeArgs {
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {
-    let t = s.trim();
-    let hz = if let Some(m) = t.strip_suffix(['M', 'm']) {
-        m.parse::<f64>().ok().map(|v| (v * 1e6).round())
-    } else {
-        t.parse::<f64>().ok()
-    };
-    match hz {
-        Some(v) if v == 2_000_000.0 || v == 2_400_000.0 => Ok(v as u32),
-        _ => Err(format!(
-            "unsupported sample rate {s:?}: use 2000000 or 2400000 (2.0M / 2.4M)"
-        )),
-    }
+    daemon::parse_sample_rate(s)
 }
 
 fn parse_deg(s: &str, max: f64) -> Result<f64, String> {
@@ -287,13 +282,6 @@ fn parse_lat(s: &str) -> Result<f64, String> {
 }
 fn parse_lon(s: &str) -> Result<f64, String> {
     parse_deg(s, 180.0)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// CPU time (user + system) of this process, seconds.
@@ -346,12 +334,8 @@ impl<W: Write> Printer<W> {
                 writeln!(self.out, "{}", serde_json::Value::Object(m))
             }
             OutputFormat::Sbs => {
-                let generated = if t > 1e9 {
-                    (t * 1000.0) as i64
-                } else {
-                    self.start_ms + (t * 1000.0) as i64
-                };
-                match SbsLine::from_frame(frame, position, generated, now_ms()) {
+                let generated = generated_ms(self.start_ms, t);
+                match SbsLine::from_frame(frame, position, generated, unix_ms_now()) {
                     Some(line) => write!(self.out, "{line}\r\n"),
                     None => Ok(()),
                 }
@@ -381,7 +365,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
         out: BufWriter::with_capacity(64 * 1024, stdout.lock()),
         format: args.output,
         tracker: Tracker::new(receiver),
-        start_ms: now_ms(),
+        start_ms: unix_ms_now(),
         frames_by_df: [0; 25],
         undecodable: 0,
         repaired: 0,
@@ -479,6 +463,125 @@ fn decode(args: DecodeArgs) -> Result<()> {
     Ok(())
 }
 
+#[derive(Args)]
+struct RunArgs {
+    /// TOML config file; its keys are the option names with `_` for `-`
+    /// (also ADSB_KINESIS_CONFIG).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// sim (simulated sky, endless, real time) or file:PATH (IQ replay) [default: sim]
+    #[arg(long, value_parser = parse_source)]
+    source: Option<Source>,
+    /// Sample format of a file source: cu8 or cs16 [default: cu8]
+    #[arg(long, value_parser = parse_sample_format)]
+    iformat: Option<SampleFormat>,
+    /// Sample rate: 2000000 or 2400000 (also 2.0M, 2.4M) [default: 2400000]
+    #[arg(long, value_parser = parse_rate)]
+    sample_rate: Option<u32>,
+    /// File replay speed: realtime or max [default: max]
+    #[arg(long, value_parser = parse_replay_speed)]
+    replay_speed: Option<ReplaySpeed>,
+    /// Seconds between stats lines on stderr [default: 60]
+    #[arg(long)]
+    stats_interval: Option<f64>,
+    /// Receiver latitude, degrees.
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_lat)]
+    lat: Option<f64>,
+    /// Receiver longitude, degrees.
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_lon)]
+    lon: Option<f64>,
+    /// Bits of error repair for DF11/17/18: 0, 1 or 2 [default: 1]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+    fix: Option<u8>,
+}
+
+fn parse_source(s: &str) -> Result<Source, String> {
+    s.parse()
+}
+fn parse_sample_format(s: &str) -> Result<SampleFormat, String> {
+    s.parse()
+}
+fn parse_replay_speed(s: &str) -> Result<ReplaySpeed, String> {
+    s.parse()
+}
+
+impl RunArgs {
+    /// Flags win over everything else.
+    fn apply(self, c: &mut Config) {
+        if let Some(v) = self.source {
+            c.source = v;
+        }
+        if let Some(v) = self.iformat {
+            c.iformat = v;
+        }
+        if let Some(v) = self.sample_rate {
+            c.sample_rate = v;
+        }
+        if let Some(v) = self.replay_speed {
+            c.replay_speed = v;
+        }
+        if let Some(v) = self.stats_interval {
+            c.stats_interval = v;
+        }
+        if let Some(v) = self.lat {
+            c.lat = Some(v);
+        }
+        if let Some(v) = self.lon {
+            c.lon = Some(v);
+        }
+        if let Some(v) = self.fix {
+            c.fix = v;
+        }
+    }
+}
+
+/// Logs to stderr (stdout carries only SBS lines); RUST_LOG filters.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .init();
+}
+
+fn run_cmd(a: RunArgs) -> Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let path = a.config.clone().or_else(|| {
+        env("ADSB_KINESIS_CONFIG")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    });
+    let mut config = Config::load(path.as_deref(), env)?;
+    a.apply(&mut config);
+    config.validate()?;
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Installed before anything starts, so an early SIGTERM is not fatal.
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = int.recv() => tracing::info!("SIGINT"),
+            }
+        };
+        anyhow::Ok(daemon::run(config, shutdown).await)
+    })?;
+    match result {
+        Ok(_) => Ok(()),
+        // Closing a pipe early (| head) is not an error worth a message.
+        Err(RunError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -511,6 +614,7 @@ fn main() -> ExitCode {
         Command::Decode(a) => decode(a),
         Command::Simulate(a) => simulate_cmd(a),
         Command::Demo(a) => demo(a),
+        Command::Run(a) => run_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

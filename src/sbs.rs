@@ -7,6 +7,25 @@ use std::fmt::{self, Write as _};
 use crate::modes::adsb::Me;
 use crate::modes::{Body, Frame, Icao};
 
+/// Now, as Unix milliseconds (the "logged" time of a line).
+pub fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The "generated" time of a frame received `t` seconds into a run that
+/// started at `start_ms` (Unix ms). A `t` above 10⁹ is already Unix seconds
+/// (timestamped hex input) and is used as is.
+pub fn generated_ms(start_ms: i64, t: f64) -> i64 {
+    if t > 1e9 {
+        (t * 1000.0) as i64
+    } else {
+        start_ms + (t * 1000.0) as i64
+    }
+}
+
 /// One SBS `MSG` line. Empty optional fields print as nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SbsLine {

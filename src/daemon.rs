@@ -1,0 +1,915 @@
+//! The `run` daemon: configuration, pipeline wiring, shutdown and stats. An
+//! edge module: it owns the threads, the tokio tasks and the output.
+//!
+//! ```text
+//! sdr thread ──sync_channel(4 buffers)──▶ demod thread ──tokio mpsc, try_send──▶ track task
+//!   (sim / file,                           (IqDecoder +          full: drop and    (Tracker,
+//!    paced or not)                          modes::parse)        count             SbsLine)
+//!                                                          ──tokio mpsc──▶ sink task (stdout)
+//! ```
+//!
+//! The radio is never slowed down: a paced source (the simulator, a file
+//! replayed in real time) hands buffers on with `try_send` and counts what
+//! the demodulator could not take, and the demodulator drops (and counts)
+//! frames when the track task is behind. A file replayed at full speed is
+//! not a radio, so there both stages wait instead and nothing is lost.
+//!
+//! Shutdown is injected ([`run`] takes a future, as mini-redis does): it
+//! cancels a [`CancellationToken`], the sdr thread returns, and dropping
+//! each stage's sender closes the next one, so every stage drains what it
+//! holds and the sink flushes last. The end of a file does the same.
+
+use std::fs::File;
+use std::future::Future;
+use std::io::{self, Read, Write as _};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::decoder::{IqDecoder, CHUNK_BYTES};
+use crate::demod::Rate;
+use crate::iq::SampleFormat;
+use crate::modes::accept::Received;
+use crate::modes::{self, Frame};
+use crate::sbs::{generated_ms, unix_ms_now, SbsLine};
+use crate::sim::{SimConfig, Simulator};
+use crate::track::Tracker;
+
+/// Prefix of the environment variables that set config fields:
+/// `ADSB_KINESIS_SOURCE`, `ADSB_KINESIS_STATS_INTERVAL`, ...
+pub const ENV_PREFIX: &str = "ADSB_KINESIS_";
+
+/// Longest stats interval, seconds (one day).
+const MAX_STATS_INTERVAL: f64 = 86_400.0;
+/// Sample buffers between the sdr and demod threads (~55 ms at 2.4 MS/s).
+const SAMPLE_BUFFERS: usize = 4;
+/// Decoded frames between the demod thread and the track task.
+const FRAME_QUEUE: usize = 4096;
+/// SBS lines between the track task and the sink.
+const LINE_QUEUE: usize = 1024;
+/// The sink writes out at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// ... and whenever this much is buffered.
+const SINK_BUFFER: usize = 64 * 1024;
+
+/// Where samples come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in simulated sky, endless, paced in real time.
+    Sim,
+    /// An IQ recording.
+    File(PathBuf),
+}
+
+impl FromStr for Source {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "sim" => Ok(Source::Sim),
+            t => match t.strip_prefix("file:") {
+                Some(p) if !p.is_empty() => Ok(Source::File(PathBuf::from(p))),
+                _ => Err(format!("unknown source {s:?}: use sim or file:PATH")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Sim => f.write_str("sim"),
+            Source::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// How fast a file source is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplaySpeed {
+    /// As fast as the demodulator takes it; nothing is dropped.
+    Max,
+    /// At the sample rate, like a radio.
+    Realtime,
+}
+
+impl FromStr for ReplaySpeed {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "max" => Ok(ReplaySpeed::Max),
+            "realtime" => Ok(ReplaySpeed::Realtime),
+            _ => Err(format!("unknown replay speed {s:?}: use realtime or max")),
+        }
+    }
+}
+
+/// `2000000` or `2400000`, also written `2.0M` / `2.4M`.
+pub fn parse_sample_rate(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let hz = if let Some(m) = t.strip_suffix(['M', 'm']) {
+        m.parse::<f64>().ok().map(|v| (v * 1e6).round())
+    } else {
+        t.parse::<f64>().ok()
+    };
+    match hz {
+        Some(v) if v == 2_000_000.0 || v == 2_400_000.0 => Ok(v as u32),
+        _ => Err(format!(
+            "unsupported sample rate {s:?}: use 2000000 or 2400000 (2.0M / 2.4M)"
+        )),
+    }
+}
+
+/// Everything `run` needs. Merged from, lowest first: these defaults, the
+/// TOML file (`--config`), `ADSB_KINESIS_<FIELD>` environment variables,
+/// then command-line flags.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where samples come from: `"sim"` (a simulated sky through the full
+    /// demodulator, endless, in real time) or `"file:PATH"` (IQ replay).
+    #[serde(deserialize_with = "de_parse")]
+    pub source: Source,
+    /// Sample format of a file source: `"cu8"` or `"cs16"`. The simulator
+    /// always produces cu8.
+    #[serde(deserialize_with = "de_parse")]
+    pub iformat: SampleFormat,
+    /// Samples per second: 2000000 or 2400000 (as a string also `"2.0M"`,
+    /// `"2.4M"`).
+    #[serde(deserialize_with = "de_rate")]
+    pub sample_rate: u32,
+    /// How fast a file source is replayed: `"max"` or `"realtime"`.
+    #[serde(deserialize_with = "de_parse")]
+    pub replay_speed: ReplaySpeed,
+    /// Seconds between two stats lines on stderr.
+    pub stats_interval: f64,
+    /// Receiver latitude, degrees (with `lon`): enables local and surface
+    /// CPR decoding, and centres the simulated sky.
+    pub lat: Option<f64>,
+    /// Receiver longitude, degrees (with `lat`).
+    pub lon: Option<f64>,
+    /// Bits of error repair for DF11/17/18: 0, 1 or 2.
+    pub fix: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: Source::Sim,
+            iformat: SampleFormat::Cu8,
+            sample_rate: 2_400_000,
+            replay_speed: ReplaySpeed::Max,
+            stats_interval: 60.0,
+            lat: None,
+            lon: None,
+            fix: 1,
+        }
+    }
+}
+
+fn de_parse<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+fn de_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Rate {
+        Int(i64),
+        Text(String),
+    }
+    let text = match Rate::deserialize(d)? {
+        Rate::Int(n) => n.to_string(),
+        Rate::Text(s) => s,
+    };
+    parse_sample_rate(&text).map_err(serde::de::Error::custom)
+}
+
+/// A configuration that cannot run. Each message is one line naming the
+/// field (or file, or variable) at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
+    #[error("config file {}{}: {message}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Parse {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Parses a TOML config; on error the 1-based line and a one-line message.
+    pub fn from_toml(text: &str) -> Result<Config, (Option<usize>, String)> {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            (line, message)
+        })
+    }
+
+    /// Defaults, overridden by the TOML file at `path` (if any), then by
+    /// `ADSB_KINESIS_*` variables as `env` reports them. Not validated yet:
+    /// flags come on top, then call [`Config::validate`].
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            None => Config::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    error,
+                })?;
+                Config::from_toml(&text).map_err(|(line, message)| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    line,
+                    message,
+                })?
+            }
+        };
+        cfg.apply_env(env)?;
+        Ok(cfg)
+    }
+
+    /// Overrides fields from `ADSB_KINESIS_<FIELD>` variables; empty ones
+    /// count as unset.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn get<T>(
+            env: &impl Fn(&str) -> Option<String>,
+            field: &str,
+            parse: impl Fn(&str) -> Result<T, String>,
+        ) -> Result<Option<T>, ConfigError> {
+            let var = format!("{ENV_PREFIX}{}", field.to_ascii_uppercase());
+            match env(&var) {
+                Some(v) if !v.trim().is_empty() => parse(&v)
+                    .map(Some)
+                    .map_err(|message| ConfigError::Env { var, message }),
+                _ => Ok(None),
+            }
+        }
+        fn num<T: FromStr>(s: &str) -> Result<T, String> {
+            s.trim()
+                .parse()
+                .map_err(|_| format!("{s:?} is not a valid number here"))
+        }
+        if let Some(v) = get(&env, "source", str::parse)? {
+            self.source = v;
+        }
+        if let Some(v) = get(&env, "iformat", str::parse)? {
+            self.iformat = v;
+        }
+        if let Some(v) = get(&env, "sample_rate", parse_sample_rate)? {
+            self.sample_rate = v;
+        }
+        if let Some(v) = get(&env, "replay_speed", str::parse)? {
+            self.replay_speed = v;
+        }
+        if let Some(v) = get(&env, "stats_interval", num)? {
+            self.stats_interval = v;
+        }
+        if let Some(v) = get(&env, "lat", num)? {
+            self.lat = Some(v);
+        }
+        if let Some(v) = get(&env, "lon", num)? {
+            self.lon = Some(v);
+        }
+        if let Some(v) = get(&env, "fix", num)? {
+            self.fix = v;
+        }
+        Ok(())
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if Rate::from_hz(self.sample_rate).is_none() {
+            return Err(invalid(
+                "sample_rate",
+                format!("{} is not 2000000 or 2400000", self.sample_rate),
+            ));
+        }
+        if !(self.stats_interval > 0.0 && self.stats_interval <= MAX_STATS_INTERVAL) {
+            return Err(invalid(
+                "stats_interval",
+                format!(
+                    "{} is not a number of seconds within 0 (exclusive) and {MAX_STATS_INTERVAL}",
+                    self.stats_interval
+                ),
+            ));
+        }
+        if let Some(lat) = self.lat {
+            if !(lat.is_finite() && lat.abs() <= 90.0) {
+                return Err(invalid("lat", format!("{lat} is not within ±90°")));
+            }
+        }
+        if let Some(lon) = self.lon {
+            if !(lon.is_finite() && lon.abs() <= 180.0) {
+                return Err(invalid("lon", format!("{lon} is not within ±180°")));
+            }
+        }
+        match (self.lat, self.lon) {
+            (Some(_), None) => return Err(invalid("lon", "lat is set, lon is not")),
+            (None, Some(_)) => return Err(invalid("lat", "lon is set, lat is not")),
+            _ => {}
+        }
+        if self.fix > 2 {
+            return Err(invalid("fix", format!("{} is not 0, 1 or 2", self.fix)));
+        }
+        if self.source == Source::Sim {
+            self.sim_config()
+                .validate()
+                .map_err(|e| invalid("lat", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn receiver(&self) -> Option<(f64, f64)> {
+        self.lat.zip(self.lon)
+    }
+
+    fn sim_config(&self) -> SimConfig {
+        let d = SimConfig::default();
+        SimConfig {
+            duration_s: f64::INFINITY,
+            sample_rate: self.sample_rate,
+            format: SampleFormat::Cu8,
+            receiver: self.receiver().unwrap_or(d.receiver),
+            ..d
+        }
+    }
+}
+
+/// Why a run stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open {}: {error}", path.display())]
+    Open { path: PathBuf, error: io::Error },
+    #[error("reading {}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
+    #[error("writing output: {0}")]
+    Write(io::Error),
+    #[error("cannot start a pipeline thread: {0}")]
+    Spawn(io::Error),
+    #[error("the {0} stage panicked")]
+    Panicked(&'static str),
+}
+
+/// Counters, kept together: the stages add, the stats task reads.
+#[derive(Default)]
+struct Telemetry {
+    frames_by_df: [AtomicU64; 25],
+    /// Frames the track task had no room for.
+    frames_dropped: AtomicU64,
+    /// Sample buffers the demodulator had no room for.
+    buffers_dropped: AtomicU64,
+    lines: AtomicU64,
+    aircraft: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStats {
+    pub frames_by_df: [u64; 25],
+    pub frames_dropped: u64,
+    pub buffers_dropped: u64,
+    pub lines: u64,
+    pub aircraft: u64,
+}
+
+impl RunStats {
+    pub fn frames(&self) -> u64 {
+        self.frames_by_df.iter().sum()
+    }
+}
+
+impl Telemetry {
+    fn snapshot(&self) -> RunStats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RunStats {
+            frames_by_df: std::array::from_fn(|i| get(&self.frames_by_df[i])),
+            frames_dropped: get(&self.frames_dropped),
+            buffers_dropped: get(&self.buffers_dropped),
+            lines: get(&self.lines),
+            aircraft: get(&self.aircraft),
+        }
+    }
+
+    /// The periodic stats line: rates over `secs` since `last`.
+    fn log(&self, last: &RunStats, secs: f64) -> RunStats {
+        let now = self.snapshot();
+        let rate = |a: u64, b: u64| (a - b) as f64 / secs.max(1e-9);
+        let by_df: Vec<String> = (0..25)
+            .filter(|&df| now.frames_by_df[df] > last.frames_by_df[df])
+            .map(|df| {
+                format!(
+                    "DF{df}:{:.1}",
+                    rate(now.frames_by_df[df], last.frames_by_df[df])
+                )
+            })
+            .collect();
+        info!(
+            frames_per_s = %format!("{:.1}", rate(now.frames(), last.frames())),
+            by_df = %by_df.join(" "),
+            lines = now.lines,
+            frames_dropped = now.frames_dropped,
+            buffers_dropped = now.buffers_dropped,
+            aircraft = now.aircraft,
+            "stats"
+        );
+        now
+    }
+}
+
+/// One decoded frame on its way to the track task.
+struct Decoded {
+    frame: Frame,
+    /// Sample index of the frame since the start of the run.
+    sample: u64,
+}
+
+enum Samples {
+    Sim(Box<Simulator>),
+    File { file: File, path: PathBuf },
+}
+
+impl Samples {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, RunError> {
+        match self {
+            Samples::Sim(sim) => Ok(sim.fill(buf, &mut Vec::new())),
+            Samples::File { file, path } => loop {
+                match file.read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => {
+                        return Err(RunError::Read {
+                            path: path.clone(),
+                            error,
+                        })
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Keeps a source to the sample rate: bytes are released no earlier than
+/// they would come off the air.
+struct Pacer {
+    start: Instant,
+    bytes_per_s: f64,
+    bytes: u64,
+}
+
+impl Pacer {
+    /// Counts `n` more bytes and sleeps until they are due (or cancelled).
+    fn wait(&mut self, n: usize, token: &CancellationToken) {
+        self.bytes += n as u64;
+        let due = self.start + Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_s);
+        while !token.is_cancelled() {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            thread::sleep((due - now).min(FLUSH_EVERY));
+        }
+    }
+}
+
+/// The sdr stage: reads buffers until cancelled, the end of the input or
+/// the demodulator going away.
+fn source_stage(
+    mut src: Samples,
+    mut pacer: Option<Pacer>,
+    tx: std_mpsc::SyncSender<Vec<u8>>,
+    recycled: std_mpsc::Receiver<Vec<u8>>,
+    token: CancellationToken,
+    tel: Arc<Telemetry>,
+) -> Result<(), RunError> {
+    while !token.is_cancelled() {
+        let mut buf = recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
+        buf.resize(CHUNK_BYTES, 0);
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.truncate(n);
+        match &mut pacer {
+            Some(p) => {
+                p.wait(n, &token);
+                match tx.try_send(buf) {
+                    Ok(()) => {}
+                    Err(std_mpsc::TrySendError::Full(_)) => {
+                        tel.buffers_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(std_mpsc::TrySendError::Disconnected(_)) => return Ok(()),
+                }
+            }
+            None => {
+                if tx.send(buf).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The demod stage: samples in, parsed frames out to the track task.
+/// Returns the bytes left over at the end that made no whole sample.
+fn demod_stage(
+    rx: std_mpsc::Receiver<Vec<u8>>,
+    recycle: std_mpsc::SyncSender<Vec<u8>>,
+    mut dec: IqDecoder,
+    tx: mpsc::Sender<Decoded>,
+    wait_when_full: bool,
+    tel: Arc<Telemetry>,
+) -> usize {
+    let mut out = Vec::new();
+    let forward = |out: &mut Vec<Received>| -> bool {
+        for r in out.drain(..) {
+            // Accepted frames always parse (their length matches their DF).
+            let Ok(frame) = modes::parse(r.bytes()) else {
+                continue;
+            };
+            tel.frames_by_df[usize::from(frame.df.min(24))].fetch_add(1, Ordering::Relaxed);
+            let d = Decoded {
+                frame,
+                sample: r.sample,
+            };
+            if wait_when_full {
+                if tx.blocking_send(d).is_err() {
+                    return false;
+                }
+            } else {
+                match tx.try_send(d) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tel.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                }
+            }
+        }
+        true
+    };
+    for buf in rx.iter() {
+        dec.push(&buf, &mut out);
+        // The sdr thread allocates a new buffer when none comes back.
+        let _ = recycle.try_send(buf);
+        if !forward(&mut out) {
+            return 0;
+        }
+    }
+    let rest = dec.finish(&mut out);
+    forward(&mut out);
+    rest
+}
+
+/// The track stage: per-aircraft state and SBS formatting.
+async fn track_stage(
+    mut rx: mpsc::Receiver<Decoded>,
+    tx: mpsc::Sender<SbsLine>,
+    mut tracker: Tracker,
+    hz: f64,
+    start_ms: i64,
+    tel: Arc<Telemetry>,
+) {
+    while let Some(d) = rx.recv().await {
+        let t = d.sample as f64 / hz;
+        let position = tracker.update(&d.frame, t);
+        tel.aircraft.store(tracker.len() as u64, Ordering::Relaxed);
+        let line =
+            SbsLine::from_frame(&d.frame, position, generated_ms(start_ms, t), unix_ms_now());
+        if let Some(line) = line {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The sink stage: `LINE\r\n` to `out`, written at least every
+/// [`FLUSH_EVERY`] and when the input closes.
+async fn line_sink<W: AsyncWrite + Unpin>(
+    mut rx: mpsc::Receiver<SbsLine>,
+    mut out: W,
+    tel: Arc<Telemetry>,
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(SINK_BUFFER);
+    let mut pending = 0u64;
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let flush = tokio::select! {
+            line = rx.recv() => match line {
+                Some(l) => {
+                    write!(buf, "{l}\r\n")?;
+                    pending += 1;
+                    buf.len() >= SINK_BUFFER
+                }
+                None => break,
+            },
+            _ = tick.tick() => !buf.is_empty(),
+        };
+        if flush {
+            out.write_all(&buf).await?;
+            out.flush().await?;
+            buf.clear();
+            tel.lines.fetch_add(pending, Ordering::Relaxed);
+            pending = 0;
+        }
+    }
+    out.write_all(&buf).await?;
+    out.flush().await?;
+    tel.lines.fetch_add(pending, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Runs the pipeline with SBS lines on stdout until the input ends or
+/// `shutdown` completes, then drains and flushes every stage.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<RunStats, RunError> {
+    run_to(config, tokio::io::stdout(), shutdown).await
+}
+
+/// [`run`] writing the lines to `out`.
+pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
+    config: Config,
+    out: W,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunStats, RunError> {
+    config.validate()?;
+    let rate =
+        Rate::from_hz(config.sample_rate).ok_or_else(|| invalid("sample_rate", "unsupported"))?;
+    let hz = f64::from(rate.hz());
+    let (samples, format, receiver, paced) = match &config.source {
+        Source::Sim => {
+            let sim = config.sim_config();
+            let receiver = sim.receiver;
+            let sim = Simulator::try_new(sim).map_err(|e| invalid("lat", e.to_string()))?;
+            (
+                Samples::Sim(Box::new(sim)),
+                SampleFormat::Cu8,
+                Some(receiver),
+                true,
+            )
+        }
+        Source::File(path) => {
+            let open_err = |error| RunError::Open {
+                path: path.clone(),
+                error,
+            };
+            let file = File::open(path).map_err(open_err)?;
+            if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                return Err(open_err(io::Error::other("is a directory")));
+            }
+            (
+                Samples::File {
+                    file,
+                    path: path.clone(),
+                },
+                config.iformat,
+                config.receiver(),
+                config.replay_speed == ReplaySpeed::Realtime,
+            )
+        }
+    };
+    info!(source = %config.source, sample_rate = rate.hz(), paced, "starting");
+
+    let token = CancellationToken::new();
+    let tel = Arc::new(Telemetry::default());
+    let start_ms = unix_ms_now();
+    let pacer = paced.then(|| Pacer {
+        start: Instant::now(),
+        bytes_per_s: hz * format.bytes_per_sample() as f64,
+        bytes: 0,
+    });
+
+    let (sample_tx, sample_rx) = std_mpsc::sync_channel(SAMPLE_BUFFERS);
+    let (recycle_tx, recycle_rx) = std_mpsc::sync_channel(SAMPLE_BUFFERS + 2);
+    let (frame_tx, frame_rx) = mpsc::channel(FRAME_QUEUE);
+    let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);
+
+    let source = {
+        let (token, tel) = (token.clone(), tel.clone());
+        thread::Builder::new()
+            .name("sdr".into())
+            .spawn(move || source_stage(samples, pacer, sample_tx, recycle_rx, token, tel))
+            .map_err(RunError::Spawn)?
+    };
+    let demod = {
+        let tel = tel.clone();
+        let dec = IqDecoder::new(format, rate, config.fix);
+        thread::Builder::new()
+            .name("demod".into())
+            .spawn(move || demod_stage(sample_rx, recycle_tx, dec, frame_tx, !paced, tel))
+            .map_err(RunError::Spawn)?
+    };
+    let track = tokio::spawn(track_stage(
+        frame_rx,
+        line_tx,
+        Tracker::new(receiver),
+        hz,
+        start_ms,
+        tel.clone(),
+    ));
+    let sink = tokio::spawn(line_sink(line_rx, out, tel.clone()));
+    let stats_stop = CancellationToken::new();
+    let stats = {
+        let (stop, tel) = (stats_stop.clone(), tel.clone());
+        let every = Duration::from_secs_f64(config.stats_interval);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let (mut last, mut at) = (RunStats::default(), Instant::now());
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {
+                        last = tel.log(&last, at.elapsed().as_secs_f64());
+                        at = Instant::now();
+                    }
+                }
+            }
+        })
+    };
+
+    let finished = async { (sink.await, track.await) };
+    tokio::pin!(finished);
+    tokio::pin!(shutdown);
+    let (sink_result, track_result) = tokio::select! {
+        r = &mut finished => r,
+        () = &mut shutdown => {
+            info!("shutting down: stopping the source, draining the pipeline");
+            token.cancel();
+            (&mut finished).await
+        }
+    };
+    stats_stop.cancel();
+    let _ = stats.await;
+    // Both threads have dropped their senders by now, so they are returning.
+    let (source_result, rest) = tokio::task::spawn_blocking(move || (source.join(), demod.join()))
+        .await
+        .map_err(|_| RunError::Panicked("join"))?;
+    source_result.map_err(|_| RunError::Panicked("sdr"))??;
+    let rest = rest.map_err(|_| RunError::Panicked("demod"))?;
+    if rest > 0 {
+        warn!(
+            bytes = rest,
+            "input ends short of a whole sample (truncated file?)"
+        );
+    }
+    track_result.map_err(|_| RunError::Panicked("track"))?;
+    sink_result
+        .map_err(|_| RunError::Panicked("sink"))?
+        .map_err(RunError::Write)?;
+    let end = tel.snapshot();
+    info!(
+        frames = end.frames(),
+        lines = end.lines,
+        frames_dropped = end.frames_dropped,
+        buffers_dropped = end.buffers_dropped,
+        aircraft = end.aircraft,
+        "finished"
+    );
+    Ok(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn toml_fields_and_defaults() {
+        let c = Config::from_toml(
+            "source = \"file:x.cu8\"\nsample_rate = \"2.0M\"\nstats_interval = 5\nlat = 52\nlon = -1.5\n",
+        )
+        .unwrap();
+        assert_eq!(c.source, Source::File("x.cu8".into()));
+        assert_eq!(c.sample_rate, 2_000_000);
+        assert_eq!(c.stats_interval, 5.0);
+        assert_eq!(c.receiver(), Some((52.0, -1.5)));
+        assert_eq!(c.fix, 1);
+        assert_eq!(c.replay_speed, ReplaySpeed::Max);
+        assert_eq!(
+            Config::from_toml("sample_rate = 2400000")
+                .unwrap()
+                .sample_rate,
+            2_400_000
+        );
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let (line, msg) = Config::from_toml("fix = 1\nbogus_key = 3\n").unwrap_err();
+        assert_eq!(line, Some(2));
+        assert!(msg.contains("bogus_key"), "{msg}");
+        assert!(!msg.contains('\n'));
+        let (_, msg) = Config::from_toml("source = \"radio\"").unwrap_err();
+        assert!(msg.contains("radio"), "{msg}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_names_the_variable() {
+        let dir = std::env::temp_dir().join(format!("adsbk-daemon-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.toml");
+        std::fs::write(&p, "stats_interval = 5\nfix = 2\n").unwrap();
+        let c = Config::load(Some(&p), env(&[("ADSB_KINESIS_STATS_INTERVAL", "7.5")])).unwrap();
+        assert_eq!((c.stats_interval, c.fix), (7.5, 2));
+        let e = Config::load(None, env(&[("ADSB_KINESIS_SOURCE", "bogus")])).unwrap_err();
+        assert!(e.to_string().starts_with("ADSB_KINESIS_SOURCE: "), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let bad = |c: Config| c.validate().unwrap_err().to_string();
+        let d = Config::default;
+        assert!(bad(Config {
+            stats_interval: 0.0,
+            ..d()
+        })
+        .starts_with("stats_interval:"));
+        assert!(bad(Config { fix: 3, ..d() }).starts_with("fix:"));
+        assert!(bad(Config {
+            lat: Some(1.0),
+            ..d()
+        })
+        .starts_with("lon:"));
+        assert!(bad(Config {
+            lat: Some(91.0),
+            lon: Some(0.0),
+            ..d()
+        })
+        .starts_with("lat:"));
+        assert!(bad(Config {
+            sample_rate: 3,
+            ..d()
+        })
+        .starts_with("sample_rate:"));
+    }
+
+    #[tokio::test]
+    async fn sim_run_stops_on_shutdown_and_flushes() {
+        let (w, mut r) = tokio::io::duplex(1 << 20);
+        let cfg = Config::default();
+        let stats = run_to(cfg, w, tokio::time::sleep(Duration::from_millis(1500)))
+            .await
+            .unwrap();
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut r, &mut text)
+            .await
+            .unwrap();
+        assert_eq!(text.matches("\r\n").count() as u64, stats.lines);
+        assert!(text.lines().all(|l| l.starts_with("MSG,")));
+    }
+}

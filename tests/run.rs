@@ -1,0 +1,140 @@
+//! `run` end to end: the real binary, its stdout sink, shutdown and config errors.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::io::Read;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// SBS lines with the four time fields (7-10) blanked, counted.
+fn untimed_lines(out: &Output) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).split("\r\n") {
+        if line.is_empty() {
+            continue;
+        }
+        let mut f: Vec<&str> = line.split(',').collect();
+        assert!(f.len() >= 22 && f[0] == "MSG", "not an SBS line: {line:?}");
+        for t in &mut f[6..10] {
+            *t = "";
+        }
+        *m.entry(f.join(",")).or_insert(0) += 1;
+    }
+    m
+}
+
+fn same_as_decode(file: &str, extra: &[&str]) {
+    let path = shared(file);
+    let path = path.to_str().unwrap();
+    let mut run_args = vec!["run", "--stats-interval", "1"];
+    let source = format!("file:{path}");
+    run_args.extend(["--source", &source]);
+    run_args.extend(extra);
+    let ran = run(&run_args);
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let mut dec_args = vec!["decode", "--output", "sbs"];
+    dec_args.extend(extra);
+    dec_args.push(path);
+    let decoded = run(&dec_args);
+    assert!(decoded.status.success());
+    let (a, b) = (untimed_lines(&ran), untimed_lines(&decoded));
+    assert!(b.values().sum::<usize>() > 100, "too few reference lines");
+    assert_eq!(a, b, "run and decode differ on {file}");
+    let err = String::from_utf8_lossy(&ran.stderr);
+    assert!(err.contains("finished"), "{err}");
+}
+
+#[test]
+fn file_source_matches_decode_2400() {
+    same_as_decode("iq/modes1_2400.cu8", &[]);
+}
+
+#[test]
+fn file_source_matches_decode_2000() {
+    same_as_decode("iq/modes1.bin", &["--sample-rate", "2.0M"]);
+}
+
+#[test]
+fn sim_source_stops_cleanly_on_sigterm() {
+    let mut child = bin()
+        .args(["run", "--stats-interval", "1"])
+        .env_remove("ADSB_KINESIS_SOURCE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start adsb-kinesis run");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        stdout.read_to_end(&mut s).unwrap();
+        s
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(5) {
+            child.kill().ok();
+            panic!("run did not exit within 5 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = String::from_utf8(reader.join().unwrap()).unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?}\n{err}");
+    let lines: Vec<&str> = out.split_terminator("\r\n").collect();
+    assert!(!lines.is_empty(), "no SBS lines\n{err}");
+    assert!(lines.iter().all(|l| l.starts_with("MSG,")), "{out}");
+    assert!(err.contains("stats"), "{err}");
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
+    err
+}
+
+#[test]
+fn bad_config_is_one_line() {
+    let dir = std::env::temp_dir().join(format!("adsbk-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("bad.toml");
+    std::fs::write(&toml, "stats_interval = 5\nbogus_key = 1\n").unwrap();
+    let out = run(&["run", "--config", toml.to_str().unwrap()]);
+    let err = one_line_error(&out);
+    assert!(err.contains("bogus_key"), "{err}");
+
+    let out = bin()
+        .args(["run"])
+        .env("ADSB_KINESIS_SOURCE", "bogus")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(err.contains("ADSB_KINESIS_SOURCE"), "{err}");
+
+    let err = one_line_error(&run(&["run", "--source", "radio"]));
+    assert!(err.contains("--source"), "{err}");
+    let err = one_line_error(&run(&["run", "--stats-interval", "0"]));
+    assert!(err.contains("stats_interval"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
