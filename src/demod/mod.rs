@@ -121,6 +121,16 @@ fn slot_energy(m: &[u16], sl: &Slot) -> u32 {
     u32::from(a) * u32::from(sl.w0) + u32::from(b) * u32::from(sl.w1)
 }
 
+/// The decision-feedback threshold for phase `p`, given the preamble's
+/// summed pulse energy: only fractional phases at 2.0 MS/s need one (see
+/// `try_position`).
+fn feedback(rate: Rate, p: usize, pulse: u32) -> Option<u32> {
+    match rate {
+        Rate::Msps2_0 if p > 0 => Some(pulse * FEEDBACK_80THS[p] / 80),
+        _ => None,
+    }
+}
+
 /// Slice the data bytes in `range` of one phase hypothesis into `bytes`,
 /// recording each bit's decision margin. With `feedback` (a threshold), a
 /// bit's halves are compared against ∓threshold depending on the previous
@@ -388,12 +398,10 @@ impl Demodulator {
             // at all for 000 and 111 when f = 1/2). Knowing the previous bit,
             // the halves separate around ∓f(1-f)/(2((1-f)²+f²)) of a pulse
             // slot, so fractional phases are sliced with decision feedback.
-            let feedback = match self.rate {
-                Rate::Msps2_0 if p > 0 => Some(pulse * FEEDBACK_80THS[p] / 80),
-                _ => None,
-            };
-            let mut prev_one = true; // the preamble ends quiet, like after a 1
-                                     // The first byte decides the format and so the length.
+            let feedback = feedback(self.rate, p, pulse);
+            // The preamble ends quiet, as a bit ends after a 1.
+            let mut prev_one = true;
+            // The first byte decides the format and so the length.
             slice_bytes(
                 m,
                 slots,
@@ -469,19 +477,18 @@ pub fn slice_at(rate: Rate, mag: &[u16], s: usize, phase: usize) -> Option<([u8;
     let d = Demodulator::new(rate, 0);
     let slots = d.phases.get(phase)?;
     let m = mag.get(s..s + d.span)?;
-    let e = |k: usize| -> u32 {
-        let sl = slots[k];
-        let o = usize::from(sl.offset);
-        u32::from(m[o]) * u32::from(sl.w0) + u32::from(m[o + 1]) * u32::from(sl.w1)
-    };
-    let mut bytes = [0u8; 14];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        for j in 0..8 {
-            let k = 16 + 2 * (i * 8 + j);
-            *byte = (*byte << 1) | u8::from(e(k) > e(k + 1));
-        }
-    }
-    let pulse = PULSE_SLOTS.iter().map(|&k| e(k)).sum();
-    let quiet = QUIET_SLOTS.iter().map(|&k| e(k)).sum();
+    let pulse = PULSE_SLOTS.iter().map(|&k| slot_energy(m, &slots[k])).sum();
+    let quiet = QUIET_SLOTS.iter().map(|&k| slot_energy(m, &slots[k])).sum();
+    // Sliced exactly as the demodulator slices, feedback included.
+    let (mut bytes, mut margins, mut prev_one) = ([0u8; 14], [0u32; 112], true);
+    slice_bytes(
+        m,
+        slots,
+        0..14,
+        &mut bytes,
+        &mut margins,
+        feedback(rate, phase, pulse),
+        &mut prev_one,
+    );
     Some((bytes, pulse, quiet))
 }

@@ -542,11 +542,6 @@ impl Acceptor {
         let minutes = now.saturating_sub(t) as f64 / self.sample_rate / 60.0;
         f64::from((alt - known).abs()) <= ALT_SLACK_FT + MAX_CLIMB_FPM * minutes
     }
-
-    /// Addresses confirmed now (for tests and stats).
-    pub fn confirmed_count(&self) -> usize {
-        self.confirmed.len()
-    }
 }
 
 /// A freshly demodulated frame, for tests.
