@@ -42,17 +42,21 @@ impl std::str::FromStr for SampleFormat {
 /// Full-scale magnitude: a sample at the corner of the I/Q square.
 const MAG_SCALE: f64 = 65535.0;
 
-fn cu8_table() -> &'static [u16] {
-    static TABLE: OnceLock<Vec<u16>> = OnceLock::new();
+/// Magnitude of every cu8 sample, indexed by the I byte then the Q byte.
+/// A fixed-size array, so indexing with a `u16` needs no bounds check.
+type Cu8Table = [u16; 1 << 16];
+
+fn cu8_table() -> &'static Cu8Table {
+    static TABLE: OnceLock<Box<Cu8Table>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let full = 127.5 * std::f64::consts::SQRT_2;
-        (0..=u16::MAX)
-            .map(|iq| {
-                let i = f64::from(iq >> 8) - 127.5;
-                let q = f64::from(iq & 0xFF) - 127.5;
-                (i.hypot(q) / full * MAG_SCALE).round() as u16
-            })
-            .collect()
+        let mut table = Box::new([0u16; 1 << 16]);
+        for (iq, m) in table.iter_mut().enumerate() {
+            let i = (iq >> 8) as f64 - 127.5;
+            let q = (iq & 0xFF) as f64 - 127.5;
+            *m = (i.hypot(q) / full * MAG_SCALE).round() as u16;
+        }
+        table
     })
 }
 
@@ -63,7 +67,8 @@ pub struct MagnitudeConverter {
     format: SampleFormat,
     partial: [u8; 4],
     partial_len: usize,
-    table: &'static [u16],
+    /// Only the cu8 format uses it.
+    table: Option<&'static Cu8Table>,
 }
 
 impl MagnitudeConverter {
@@ -72,11 +77,7 @@ impl MagnitudeConverter {
             format,
             partial: [0; 4],
             partial_len: 0,
-            table: if format == SampleFormat::Cu8 {
-                cu8_table()
-            } else {
-                &[]
-            },
+            table: (format == SampleFormat::Cu8).then(cu8_table),
         }
     }
 
@@ -112,7 +113,7 @@ impl MagnitudeConverter {
     fn convert_whole(&self, bytes: &[u8], out: &mut Vec<u16>) {
         match self.format {
             SampleFormat::Cu8 => {
-                let table = self.table;
+                let table = self.table.expect("built for cu8");
                 out.extend(
                     bytes
                         .chunks_exact(2)

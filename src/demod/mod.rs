@@ -16,13 +16,16 @@
 //! samples it overlaps; a bit is 1 when its first half holds more energy.
 //!
 //! 1. A cheap screen at every sample compares the samples that must hold
-//!    preamble pulses (whatever the phase) with those that must be quiet.
+//!    preamble pulses (whatever the phase) with those that must be quiet
+//!    and with the noise floor (the lower quartile of the block's
+//!    magnitudes), eight positions at a time; inside an accepted reply only
+//!    a clearly stronger preamble passes.
 //! 2. Survivors are sliced at each phase; a hypothesis with a plausible
 //!    preamble whose DF is one we accept is sliced in full and judged by the
 //!    [`Acceptor`] (CRC, guarded repair, address confirmation).
 //! 3. The best verdict wins (clean > repaired; ties go to the clearer bit
 //!    decisions). An accepted frame moves the search past its preamble only,
-//!    so a reply that starts inside another one is still found.
+//!    so a stronger reply that starts inside it is still found.
 //!
 //! The kernel keeps a tail of samples across calls, so the same input split
 //! at any points yields the same frames.
@@ -67,44 +70,117 @@ impl Rate {
             Rate::Msps2_4 => 6,
         }
     }
-    /// The preamble screen at one sample position: `w` holds the 20
-    /// samples from the candidate start.
+    /// Sum of the samples that hold preamble pulses whatever the phase.
+    #[inline(always)]
+    fn pulse_sum(self, w: &[u16]) -> u32 {
+        let m = |i: usize| u32::from(w[i]);
+        match self {
+            Rate::Msps2_0 => m(0) + m(1) + m(2) + m(3) + m(7) + m(8) + m(9) + m(10),
+            Rate::Msps2_4 => m(0) + m(1) + m(2) + m(3) + m(4) + m(8) + m(9) + m(10) + m(11) + m(12),
+        }
+    }
+
+    /// The least [`Rate::pulse_sum`] a preamble may have over noise whose
+    /// lower quartile is `p25`: [`FLOOR_RATIO_16THS`] of it per sample.
+    fn pulse_floor(self, p25: u16) -> u32 {
+        let n = match self {
+            Rate::Msps2_0 => 8,
+            Rate::Msps2_4 => 10,
+        };
+        u32::from(p25) * n * FLOOR_RATIO_16THS / 16
+    }
+
+    /// The quiet samples' sum `q` scaled so that the pulse samples' sum
+    /// must exceed it: their means must differ by 11/8, i.e. the pulses
+    /// stand 2.8 dB above the quiet level. Shifts and adds, so that it
+    /// vectorizes in 16 bits (it cannot overflow for 12-bit magnitudes:
+    /// checked by a unit test).
+    #[inline(always)]
+    fn mean_ratio(self, q: u16) -> u16 {
+        match self {
+            // Eight pulse samples, eight quiet: 11/8.
+            Rate::Msps2_0 => q + (q >> 2) + (q >> 3),
+            // Ten pulse samples, nine quiet: 11/8 · 10/9 = 1.528 ≈ 1 + 1/2 + 1/32.
+            Rate::Msps2_4 => q + (q >> 1) + (q >> 5),
+        }
+    }
+
+    /// The part of the preamble screen that needs order statistics, run on
+    /// positions [`prefilter`] passed: `w` holds the 20 samples from the
+    /// candidate start.
     ///
-    /// Two tests, both on samples whose role does not depend on the phase:
-    /// the samples that hold the pulses must on average stand above those
-    /// that are quiet, and the third and fourth pulses (after the 2.5 µs
-    /// gap) must each put a sample clearly above the quiet mean. Inside a
-    /// reply's own data the "quiet" samples carry PPM pulses, so the second
-    /// test rejects most positions there. The first two pulses are not
+    /// The third and fourth pulses (after the 2.5 µs gap) must each put a
+    /// sample clearly above the quiet level. Inside a reply's own data the
+    /// "quiet" samples carry PPM pulses, so this rejects most positions
+    /// there. The quiet level leaves out its two largest samples, where an
+    /// overlapping reply's pulses land. The first two pulses are not
     /// required individually: overlaps and clipping damage them often
     /// enough that the reference decoders find frames without them.
     #[inline(always)]
-    fn screen(self, w: &[u16]) -> bool {
+    fn shape(self, w: &[u16]) -> bool {
         let m = |i: usize| u32::from(w[i]);
         match self {
-            // Pulses at [φ,φ+1), [2+φ,3+φ), [7+φ,8+φ), [9+φ,10+φ) samples
-            // for φ in [0,1): samples 4-6 and 11-15 are quiet for every φ.
             Rate::Msps2_0 => {
                 let q = [m(4), m(5), m(6), m(11), m(12), m(13), m(14), m(15)];
-                let quiet: u32 = q.iter().sum();
-                let pulses = m(0) + m(1) + m(2) + m(3) + m(7) + m(8) + m(9) + m(10);
-                if pulses * 16 <= quiet * MEAN_RATIO_16THS {
-                    return false;
-                }
                 let t = trimmed(&q) * PULSE_RATIO_16THS / ((q.len() as u32 - 2) * 16);
                 m(7).max(m(8)) > t && m(9).max(m(10)) > t
             }
-            // Pulses 1.2 samples long at 0, 2.4, 8.4, 10.8 (+φ): samples
-            // 0-1, 2-4, 8-10 and 10-12 hold them; 5-7 and 13-18 are quiet.
             Rate::Msps2_4 => {
                 let q = [m(5), m(6), m(7), m(13), m(14), m(15), m(16), m(17), m(18)];
-                let quiet: u32 = q.iter().sum();
-                let pulses = m(0) + m(1) + m(2) + m(3) + m(4) + m(8) + m(9) + m(10) + m(11) + m(12);
-                if pulses * 9 * 16 <= quiet * 10 * MEAN_RATIO_16THS {
-                    return false;
-                }
                 let t = trimmed(&q) * PULSE_RATIO_16THS / ((q.len() as u32 - 2) * 16);
                 m(8).max(m(9)).max(m(10)) > t && m(10).max(m(11)).max(m(12)) > t
+            }
+        }
+    }
+}
+
+/// Positions screened per call of [`prefilter`].
+const CHUNK: usize = 64;
+/// Samples [`prefilter`] reads: the last position's 20 and some slack.
+const CHUNK_SPAN: usize = CHUNK + 24;
+
+/// The first screen tests, for the [`CHUNK`] positions starting at `m[0]`
+/// at once: a position passes (`ok[i]` = 1) when the samples that must
+/// hold preamble pulses whatever the phase sum above `floor` (the noise,
+/// see [`Rate::pulse_floor`]) and their mean beats the mean of the samples
+/// that must be quiet by [`Rate::mean_ratio`].
+///
+/// This runs at every sample, so it works on 12-bit magnitudes (a sum of
+/// ten still fits 16 bits), builds every window sum from running sums, and
+/// uses fixed-size loops the compiler vectorizes, eight positions at a time.
+#[inline(always)]
+fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
+    let m: &[u16; CHUNK_SPAN] = m[..CHUNK_SPAN]
+        .try_into()
+        .expect("caller buffers CHUNK_SPAN samples");
+    let floor = (floor >> 4).min(u32::from(u16::MAX)) as u16;
+    // Built with `from_fn`, not zeroed first.
+    let x: [u16; CHUNK_SPAN] = std::array::from_fn(|j| m[j] >> 4);
+    // w<n>[j]: the sum of x[j..j + n].
+    let w2: [u16; CHUNK_SPAN - 1] = std::array::from_fn(|j| x[j] + x[j + 1]);
+    let w3: [u16; CHUNK_SPAN - 2] = std::array::from_fn(|j| w2[j] + x[j + 2]);
+    match rate {
+        // Pulses at [φ,φ+1), [2+φ,3+φ), [7+φ,8+φ), [9+φ,10+φ) samples
+        // for φ in [0,1): samples 0-3 and 7-10 hold them; 4-6 and 11-15
+        // are quiet for every φ.
+        Rate::Msps2_0 => {
+            let w4: [u16; CHUNK_SPAN - 4] = std::array::from_fn(|j| w2[j] + w2[j + 2]);
+            let w5: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w4[j] + x[j + 4]);
+            for i in 0..CHUNK {
+                let p = w4[i] + w4[i + 7];
+                let q = w3[i + 4] + w5[i + 11];
+                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)));
+            }
+        }
+        // Pulses 1.2 samples long at 0, 2.4, 8.4, 10.8 (+φ): samples 0-4
+        // and 8-12 hold them; 5-7 and 13-18 are quiet.
+        Rate::Msps2_4 => {
+            let w5: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w3[j] + w2[j + 3]);
+            let w6: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w3[j] + w3[j + 3]);
+            for i in 0..CHUNK {
+                let p = w5[i] + w5[i + 8];
+                let q = w3[i + 5] + w6[i + 13];
+                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)));
             }
         }
     }
@@ -219,8 +295,97 @@ pub struct Demodulator {
     /// The last held candidate (bytes, sample): a strong reply slices
     /// correctly at neighbouring positions too, and must be held only once.
     last_held: Option<([u8; 14], u64)>,
+    /// The last accepted reply: absolute sample where its data ends, and
+    /// the screen's pulse sum a preamble inside it must beat.
+    inside: Option<(u64, u32)>,
+    /// Noise level per block of samples.
+    noise: NoiseFloor,
     /// Samples of signal seen.
     pub samples_seen: u64,
+}
+
+/// Samples per noise-floor block (3.4 ms at 2.4 MS/s): long enough that
+/// replies cover a small part of it even on a busy channel.
+const NOISE_BLOCK: u64 = 8192;
+/// One sample in this many enters the noise estimate.
+const NOISE_STRIDE: u64 = 8;
+
+/// The noise floor, estimated per block of [`NOISE_BLOCK`] samples as the
+/// lower quartile of its magnitudes. Most samples hold only noise even on a
+/// busy channel, and the quartile ignores the replies in the rest; a mean
+/// would follow the traffic. Blocks are aligned to absolute sample indices,
+/// so the estimates do not depend on how the input was chunked.
+struct NoiseFloor {
+    /// Subsampled magnitudes of the block being filled.
+    block: Vec<u16>,
+    /// Absolute index of the next sample to arrive.
+    next: u64,
+    /// Lower quartile per completed block, oldest first: (block index, p25).
+    done: std::collections::VecDeque<(u64, u16)>,
+}
+
+impl NoiseFloor {
+    fn new() -> Self {
+        Self {
+            block: Vec::with_capacity((NOISE_BLOCK / NOISE_STRIDE) as usize),
+            next: 0,
+            done: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, mag: &[u16]) {
+        let mut i = 0usize;
+        while i < mag.len() {
+            let abs = self.next + i as u64;
+            let block_end = (abs / NOISE_BLOCK + 1) * NOISE_BLOCK;
+            let take = ((block_end - abs) as usize).min(mag.len() - i);
+            let first = (NOISE_STRIDE - abs % NOISE_STRIDE) % NOISE_STRIDE;
+            self.block.extend(
+                mag[i..i + take]
+                    .iter()
+                    .skip(first as usize)
+                    .step_by(NOISE_STRIDE as usize),
+            );
+            i += take;
+            if abs + take as u64 == block_end {
+                self.close(abs / NOISE_BLOCK);
+            }
+        }
+        self.next += mag.len() as u64;
+    }
+
+    /// End of input: the partial last block gets an estimate of its own.
+    fn finish(&mut self) {
+        if !self.block.is_empty() {
+            self.close(self.next / NOISE_BLOCK);
+        }
+    }
+
+    fn close(&mut self, index: u64) {
+        let q = self.block.len() / 4;
+        let p25 = match self.block.len() {
+            0 => 0,
+            _ => *self.block.select_nth_unstable(q).1,
+        };
+        self.block.clear();
+        self.done.push_back((index, p25));
+    }
+
+    /// Samples before this absolute index have a known floor.
+    fn known_until(&self) -> u64 {
+        self.done.back().map_or(0, |&(k, _)| (k + 1) * NOISE_BLOCK)
+    }
+
+    /// The floor of the block holding absolute sample `abs`, forgetting
+    /// older blocks. Past the last known block (the padding `finish`
+    /// adds), the last estimate holds.
+    fn at(&mut self, abs: u64) -> u16 {
+        let k = abs / NOISE_BLOCK;
+        while self.done.len() > 1 && self.done[0].0 < k {
+            self.done.pop_front();
+        }
+        self.done.front().map_or(0, |&(_, p)| p)
+    }
 }
 
 /// Hypotheses whose preamble pulses average less than this many times the
@@ -233,10 +398,15 @@ const FEEDBACK_80THS: [u32; 4] = [0, 3, 5, 3];
 /// Mean decision margin of the first eight bits, in sixteenths of a
 /// preamble pulse slot's energy, below which a hypothesis is not sliced on.
 const MIN_BIT_CONTRAST_16THS: u32 = 4;
+/// Screen: the mean pulse sample over the noise floor's lower quartile, in
+/// sixteenths. Rayleigh noise puts its median at 1.55 times its lower
+/// quartile.
+const FLOOR_RATIO_16THS: u32 = 40;
+/// Inside an accepted reply, a preamble's pulse samples must sum to this
+/// many sixteenths of the reply's own to be tried.
+const INSIDE_RATIO_16THS: u32 = 24;
 /// Phase hypotheses sliced per position, best preamble first.
 const MAX_PHASES_SLICED: usize = 2;
-/// Screen: mean pulse sample over mean quiet sample, in sixteenths.
-const MEAN_RATIO_16THS: u32 = 22;
 /// Screen: the third and fourth pulses must each peak above this many
 /// sixteenths of the mean quiet sample.
 const PULSE_RATIO_16THS: u32 = 32;
@@ -270,6 +440,8 @@ impl Demodulator {
             pos: 0,
             acceptor: Acceptor::new(rate.hz(), fix_bits),
             last_held: None,
+            inside: None,
+            noise: NoiseFloor::new(),
             samples_seen: 0,
         }
     }
@@ -286,7 +458,9 @@ impl Demodulator {
     pub fn push(&mut self, mag: &[u16], out: &mut Vec<Received>) {
         self.samples_seen += mag.len() as u64;
         self.buf.extend_from_slice(mag);
-        self.scan(out);
+        self.noise.push(mag);
+        let limit = self.noise.known_until().saturating_sub(self.base) as usize;
+        self.scan(out, limit);
         // Keep the unexamined tail (it may hold the start of a frame).
         let drop = self.pos.min(self.buf.len());
         self.buf.drain(..drop);
@@ -297,67 +471,102 @@ impl Demodulator {
     /// End of input: examine what is left (padded with silence).
     pub fn finish(&mut self, out: &mut Vec<Received>) {
         let real = self.buf.len();
+        self.noise.finish();
         self.buf.resize(real + self.span + 20, 0);
-        self.scan(out);
+        self.scan(out, usize::MAX);
         self.buf.truncate(real.min(self.buf.len()));
         self.base += self.pos.min(real) as u64;
         self.buf.clear();
         self.pos = 0;
     }
 
-    fn scan(&mut self, out: &mut Vec<Received>) {
-        let need = self.span.max(20);
+    /// Examine positions up to `limit` (relative to `buf`), as far as the
+    /// samples after them are buffered.
+    fn scan(&mut self, out: &mut Vec<Received>, limit: usize) {
+        let need = self.span.max(CHUNK_SPAN);
         if self.buf.len() < need {
             return;
         }
-        let end = self.buf.len() - need;
+        let end = (self.buf.len() - need).min(limit);
+        let mut ok = [0u8; CHUNK];
         while self.pos < end {
-            let s = self.pos;
-            if !self.rate.screen(&self.buf[s..s + 20]) {
-                self.pos += 1;
-                continue;
-            }
-            match self.try_position(s) {
-                Some((mut frame, mut checked, margin)) => {
-                    // The same reply often also decodes from the next sample
-                    // at an earlier phase; keep whichever reads more clearly,
-                    // so the reported start is the nearest sample.
-                    if checked.verdict != Verdict::Hold {
-                        if let Some((f2, c2, m2)) = self.try_position(s + 1) {
-                            if f2.bytes == frame.bytes
-                                && (c2.verdict.rank(), m2) > (checked.verdict.rank(), margin)
-                            {
-                                (frame, checked) = (f2, c2);
-                            }
+            let s0 = self.pos;
+            let abs = self.base + s0 as u64;
+            // A chunk never straddles noise blocks, so each position is
+            // judged against its own block's floor however input arrives.
+            let block_end = (abs / NOISE_BLOCK + 1) * NOISE_BLOCK;
+            let n = CHUNK.min(end - s0).min((block_end - abs) as usize);
+            let floor = self.rate.pulse_floor(self.noise.at(abs));
+            prefilter(self.rate, &self.buf[s0..], floor, &mut ok);
+            // The first position not yet examined.
+            let mut next = s0;
+            for (k, word) in ok.chunks_exact(8).enumerate() {
+                let mut word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+                while word != 0 {
+                    let i = k * 8 + (word.trailing_zeros() / 8) as usize;
+                    word &= !(0xff << ((i % 8) * 8));
+                    let s = s0 + i;
+                    if i >= n || s < next {
+                        continue;
+                    }
+                    if !self.rate.shape(&self.buf[s..s + 20]) {
+                        continue;
+                    }
+                    if let Some((end, min)) = self.inside {
+                        if self.base + (s as u64) < end
+                            && self.rate.pulse_sum(&self.buf[s..s + 20]) <= min
+                        {
+                            continue;
                         }
                     }
-                    let accepted = checked.verdict != Verdict::Hold;
-                    if !accepted {
-                        let repeat = self
-                            .last_held
-                            .is_some_and(|(b, t)| b == frame.bytes && frame.sample - t <= 4);
-                        self.last_held = Some((frame.bytes, frame.sample));
-                        if !repeat {
-                            self.acceptor.commit(frame, checked, out);
-                        }
-                    } else {
-                        self.acceptor.commit(frame, checked, out);
-                    }
-                    if accepted {
-                        // Skip the accepted frame's preamble, where shifted
-                        // hypotheses would decode it again, but not its data:
-                        // another reply may start inside it (overlaps), and
-                        // PPM data never holds the 2.5 µs gap the screen
-                        // demands, so scanning it costs little.
-                        self.pos = (frame.sample - self.base) as usize
-                            + 16 * self.rate.h() / self.rate.d();
-                    } else {
-                        self.pos += 1;
+                    next = s + 1;
+                    if let Some(skip_to) = self.examine(s, out) {
+                        next = skip_to;
                     }
                 }
-                None => self.pos += 1,
+            }
+            self.pos = next.max(s0 + n);
+        }
+    }
+
+    /// Try position `s` (and `s + 1`) and commit what is found. Returns
+    /// where the scan resumes after an accepted reply.
+    fn examine(&mut self, s: usize, out: &mut Vec<Received>) -> Option<usize> {
+        let (mut frame, mut checked, margin) = self.try_position(s)?;
+        // The same reply often also decodes from the next sample at an
+        // earlier phase; keep whichever reads more clearly, so the reported
+        // start is the nearest sample.
+        if checked.verdict != Verdict::Hold {
+            if let Some((f2, c2, m2)) = self.try_position(s + 1) {
+                if f2.bytes == frame.bytes
+                    && (c2.verdict.rank(), m2) > (checked.verdict.rank(), margin)
+                {
+                    (frame, checked) = (f2, c2);
+                }
             }
         }
+        if checked.verdict == Verdict::Hold {
+            let repeat = self
+                .last_held
+                .is_some_and(|(b, t)| b == frame.bytes && frame.sample - t <= 4);
+            self.last_held = Some((frame.bytes, frame.sample));
+            if !repeat {
+                self.acceptor.commit(frame, checked, out);
+            }
+            return None;
+        }
+        let at = (frame.sample - self.base) as usize;
+        let level = self.rate.pulse_sum(&self.buf[at..at + 20]);
+        let data_end = frame.sample
+            + ((16 + 16 * usize::from(frame.len)) * self.rate.h() / self.rate.d()) as u64;
+        // A reply starting inside this one is looked for only if it is
+        // clearly stronger: a weaker one has lost its bits under this
+        // one's pulses, and positions inside a reply cost time.
+        self.inside = Some((data_end, level * INSIDE_RATIO_16THS / 16));
+        self.acceptor.commit(frame, checked, out);
+        // Skip the accepted frame's preamble, where shifted hypotheses
+        // would decode it again.
+        Some(at + 16 * self.rate.h() / self.rate.d())
     }
 
     /// Slice the phase hypotheses at buffer position `s`, best preamble

@@ -106,3 +106,66 @@ fn every_slot_lies_inside_the_span() {
         }
     }
 }
+
+#[test]
+fn noise_floor_is_the_lower_quartile_whatever_the_split() {
+    // A deterministic spread of levels: 0..1000 in a scrambled order.
+    let samples: Vec<u16> = (0..3 * NOISE_BLOCK as u32 + 1234)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) >> 7) % 1000) as u16)
+        .collect();
+    let run = |step: usize| {
+        let mut nf = NoiseFloor::new();
+        for chunk in samples.chunks(step) {
+            nf.push(chunk);
+        }
+        nf.finish();
+        nf.done.iter().copied().collect::<Vec<_>>()
+    };
+    let whole = run(samples.len());
+    assert_eq!(whole.iter().map(|b| b.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    for &(_, p25) in &whole {
+        assert!((200..300).contains(&p25), "p25 {p25}");
+    }
+    for step in [1, 7, 1000, 8191, 8193] {
+        assert_eq!(run(step), whole, "step {step}");
+    }
+}
+
+#[test]
+fn mean_ratio_is_eleven_eighths_and_cannot_overflow() {
+    for (rate, pulse_n, quiet_n) in [(Rate::Msps2_0, 8.0, 8u32), (Rate::Msps2_4, 10.0, 9)] {
+        let want = 11.0 / 8.0 * pulse_n / quiet_n as f64;
+        let q = 4095 * quiet_n as u16;
+        let got = f64::from(rate.mean_ratio(q)) / f64::from(q);
+        assert!(
+            (got - want).abs() < 0.01 * want,
+            "{rate:?}: {got} vs {want}"
+        );
+        // The largest quiet sum of 12-bit magnitudes still fits.
+        assert!(u32::from(q) * 11 * pulse_n as u32 / (8 * quiet_n) < 65536);
+    }
+}
+
+#[test]
+fn a_preamble_must_stand_above_the_noise_floor() {
+    let f = hex("8D406B902015A678D4D220AA4BDA");
+    let noise = 2_000u16;
+    let found = |level: u16| {
+        // A flat floor everywhere, the frame's pulses on top of it.
+        let m: Vec<u16> = ideal_2m(&f, 3_000, level)
+            .into_iter()
+            .map(|x| x + noise)
+            .collect();
+        let mut d = Demodulator::new(Rate::Msps2_0, 1);
+        let mut out = Vec::new();
+        d.push(&m, &mut out);
+        d.finish(&mut out);
+        out.len()
+    };
+    // Sample-aligned at 2.0 MS/s, half the pulse samples hold a pulse:
+    // their mean is the floor plus half the level. A level of twice the
+    // floor passes the ratio and shape tests (which need more than 3/4 and
+    // 1 times the floor) but not the floor's 2.5: not a reply.
+    assert_eq!(found(2 * noise), 0);
+    assert_eq!(found(4 * noise), 1);
+}
