@@ -105,6 +105,34 @@ impl Rate {
         }
     }
 
+    /// Whether the first 8 µs of data after a candidate preamble (`w` from
+    /// its start) hold a gap no PPM reply can have.
+    ///
+    /// Every bit holds a pulse in one of its halves, so a reply's data is
+    /// never quiet for more than 1 µs (a 1 followed by a 0). Four samples
+    /// at 2.4 MS/s (1.67 µs) or three at 2.0 MS/s (1.5 µs) all below half
+    /// the preamble's mean pulse sample are a gap: the position is noise or
+    /// Mode A/C fruit, which fill busy channels and would otherwise each be
+    /// sliced at every phase.
+    #[inline(always)]
+    fn data_has_gap(self, w: &[u16]) -> bool {
+        let (n_pulse, start, run) = match self {
+            Rate::Msps2_0 => (8, 16, 3),
+            Rate::Msps2_4 => (10, 20, 4),
+        };
+        let t = self.pulse_sum(w) / (2 * n_pulse);
+        // Bit j of `low`: sample start + j is below the threshold.
+        let mut low = 0u32;
+        for (j, &x) in w[start..start + 16 + run - 1].iter().enumerate() {
+            low |= u32::from(u32::from(x) < t) << j;
+        }
+        let mut gap = low;
+        for k in 1..run {
+            gap &= low >> k;
+        }
+        gap != 0
+    }
+
     /// The part of the preamble screen that needs order statistics, run on
     /// positions [`prefilter`] passed: `w` holds the 20 samples from the
     /// candidate start.
@@ -133,6 +161,9 @@ impl Rate {
         }
     }
 }
+
+/// Samples [`Rate::data_has_gap`] reads from a candidate start.
+const GAP_SPAN: usize = 44;
 
 /// Positions screened per call of [`prefilter`].
 const CHUNK: usize = 64;
@@ -509,7 +540,8 @@ impl Demodulator {
                     if i >= n || s < next {
                         continue;
                     }
-                    if !self.rate.shape(&self.buf[s..s + 20]) {
+                    let w = &self.buf[s..s + GAP_SPAN];
+                    if !self.rate.shape(w) || self.rate.data_has_gap(w) {
                         continue;
                     }
                     if let Some((end, min)) = self.inside {
