@@ -114,11 +114,11 @@ impl MagnitudeConverter {
         match self.format {
             SampleFormat::Cu8 => {
                 let table = self.table.expect("built for cu8");
-                out.extend(
-                    bytes
-                        .chunks_exact(2)
-                        .map(|p| table[usize::from(u16::from_be_bytes([p[0], p[1]]))]),
-                );
+                let start = out.len();
+                out.resize(start + bytes.len() / 2, 0);
+                for (m, p) in out[start..].iter_mut().zip(bytes.chunks_exact(2)) {
+                    *m = table[usize::from(u16::from_be_bytes([p[0], p[1]]))];
+                }
             }
             SampleFormat::Cs16 => {
                 let full = 32768.0 * std::f32::consts::SQRT_2;

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::modes::adsb::Me;
-use crate::modes::{fields, Body, Frame};
+use crate::modes::{fields, Body, Frame, Hex};
 use crate::sbs;
 
 fn put(m: &mut Map<String, Value>, k: &str, v: impl Into<Value>) {
@@ -47,15 +47,7 @@ pub fn frame_json(
     if let Some(t) = t {
         put(&mut m, "t", round(t, 6));
     }
-    put(
-        &mut m,
-        "hex",
-        frame
-            .bytes()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<String>(),
-    );
+    put(&mut m, "hex", Hex(frame.bytes()).to_string());
     put(&mut m, "df", frame.df);
     put(&mut m, "icao", frame.icao.to_string());
     put_opt(&mut m, "crc_ok", frame.crc_ok());

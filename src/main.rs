@@ -15,6 +15,7 @@ use adsb_kinesis::hexin;
 use adsb_kinesis::iq::SampleFormat;
 use adsb_kinesis::json::frame_json;
 use adsb_kinesis::modes::accept::Received;
+use adsb_kinesis::modes::Hex;
 use adsb_kinesis::modes::{self, Frame};
 use adsb_kinesis::sbs::{generated_ms, unix_ms_now, SbsLine};
 use adsb_kinesis::sim::{simulate, SimConfig, Simulator};
@@ -317,8 +318,7 @@ impl<W: Write> Printer<W> {
         let position = self.tracker.update(frame, t);
         match self.format {
             OutputFormat::Avr => {
-                let hex: String = frame.bytes().iter().map(|b| format!("{b:02X}")).collect();
-                writeln!(self.out, "*{hex};")
+                writeln!(self.out, "*{};", Hex(frame.bytes()))
             }
             OutputFormat::Json => {
                 let mut m = frame_json(frame, Some(t), position);

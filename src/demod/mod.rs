@@ -105,34 +105,6 @@ impl Rate {
         }
     }
 
-    /// Whether the first 8 µs of data after a candidate preamble (`w` from
-    /// its start) hold a gap no PPM reply can have.
-    ///
-    /// Every bit holds a pulse in one of its halves, so a reply's data is
-    /// never quiet for more than 1 µs (a 1 followed by a 0). Four samples
-    /// at 2.4 MS/s (1.67 µs) or three at 2.0 MS/s (1.5 µs) all below half
-    /// the preamble's mean pulse sample are a gap: the position is noise or
-    /// Mode A/C fruit, which fill busy channels and would otherwise each be
-    /// sliced at every phase.
-    #[inline(always)]
-    fn data_has_gap(self, w: &[u16]) -> bool {
-        let (n_pulse, start, run) = match self {
-            Rate::Msps2_0 => (8, 16, 3),
-            Rate::Msps2_4 => (10, 20, 4),
-        };
-        let t = self.pulse_sum(w) / (2 * n_pulse);
-        // Bit j of `low`: sample start + j is below the threshold.
-        let mut low = 0u32;
-        for (j, &x) in w[start..start + 16 + run - 1].iter().enumerate() {
-            low |= u32::from(u32::from(x) < t) << j;
-        }
-        let mut gap = low;
-        for k in 1..run {
-            gap &= low >> k;
-        }
-        gap != 0
-    }
-
     /// The part of the preamble screen that needs order statistics, run on
     /// positions [`prefilter`] passed: `w` holds the 20 samples from the
     /// candidate start.
@@ -162,23 +134,29 @@ impl Rate {
     }
 }
 
-/// Samples [`Rate::data_has_gap`] reads from a candidate start.
-const GAP_SPAN: usize = 44;
-
 /// Positions screened per call of [`prefilter`].
-const CHUNK: usize = 64;
-/// Samples [`prefilter`] reads: the last position's 20 and some slack.
-const CHUNK_SPAN: usize = CHUNK + 24;
+const CHUNK: usize = 256;
+/// Samples [`prefilter`] reads: the last position's preamble and first
+/// 8 µs of data, and some slack.
+const CHUNK_SPAN: usize = CHUNK + 40;
 
-/// The first screen tests, for the [`CHUNK`] positions starting at `m[0]`
-/// at once: a position passes (`ok[i]` = 1) when the samples that must
-/// hold preamble pulses whatever the phase sum above `floor` (the noise,
-/// see [`Rate::pulse_floor`]) and their mean beats the mean of the samples
-/// that must be quiet by [`Rate::mean_ratio`].
+/// The screen's vectorized tests, for the [`CHUNK`] positions starting at
+/// `m[0]` at once. A position passes (`ok[i]` = 1) when
+///
+/// - the samples that must hold preamble pulses whatever the phase sum
+///   above `floor` (the noise, see [`Rate::pulse_floor`]),
+/// - their mean beats the mean of the samples that must be quiet by
+///   [`Rate::mean_ratio`], and
+/// - the first 8 µs of data hold no gap no PPM reply can have: every bit
+///   holds a pulse in one of its halves, so a reply's data is never quiet
+///   for more than 1 µs (a 1 followed by a 0). Four samples at 2.4 MS/s
+///   (1.67 µs) or three at 2.0 MS/s (1.5 µs) all below half the mean
+///   pulse sample are a gap: the position is noise or Mode A/C fruit,
+///   which fill busy channels.
 ///
 /// This runs at every sample, so it works on 12-bit magnitudes (a sum of
-/// ten still fits 16 bits), builds every window sum from running sums, and
-/// uses fixed-size loops the compiler vectorizes, eight positions at a time.
+/// ten still fits 16 bits), builds window sums, maxima and minima from
+/// running ones, and uses fixed-size loops the compiler vectorizes.
 #[inline(always)]
 fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
     let m: &[u16; CHUNK_SPAN] = m[..CHUNK_SPAN]
@@ -190,31 +168,54 @@ fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
     // w<n>[j]: the sum of x[j..j + n].
     let w2: [u16; CHUNK_SPAN - 1] = std::array::from_fn(|j| x[j] + x[j + 1]);
     let w3: [u16; CHUNK_SPAN - 2] = std::array::from_fn(|j| w2[j] + x[j + 2]);
+    // Maxima and minima in i16, which SSE2 has instructions for (12-bit
+    // magnitudes fit). hi[j]: the loudest sample of the gap-length run
+    // from j; lo[j]: the quietest of the 16 runs from j.
+    let xs: [i16; CHUNK_SPAN] = std::array::from_fn(|j| x[j] as i16);
+    let m2: [i16; CHUNK_SPAN - 1] = std::array::from_fn(|j| xs[j].max(xs[j + 1]));
     match rate {
         // Pulses at [φ,φ+1), [2+φ,3+φ), [7+φ,8+φ), [9+φ,10+φ) samples
         // for φ in [0,1): samples 0-3 and 7-10 hold them; 4-6 and 11-15
-        // are quiet for every φ.
+        // are quiet for every φ. Data from sample 16; gaps of 3 samples.
         Rate::Msps2_0 => {
             let w4: [u16; CHUNK_SPAN - 4] = std::array::from_fn(|j| w2[j] + w2[j + 2]);
             let w5: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w4[j] + x[j + 4]);
+            let hi: [i16; CHUNK_SPAN - 3] = std::array::from_fn(|j| m2[j].max(xs[j + 2]));
+            let lo = quietest_of_16(&hi);
             for i in 0..CHUNK {
                 let p = w4[i] + w4[i + 7];
                 let q = w3[i + 4] + w5[i + 11];
-                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)));
+                // No run quieter than half the mean pulse sample (p / 16).
+                let no_gap = lo[i + 16] as u16 * 8 >= p >> 1;
+                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
             }
         }
         // Pulses 1.2 samples long at 0, 2.4, 8.4, 10.8 (+φ): samples 0-4
-        // and 8-12 hold them; 5-7 and 13-18 are quiet.
+        // and 8-12 hold them; 5-7 and 13-18 are quiet. Data from sample
+        // 19.2 (+φ): runs from sample 20; gaps of 4 samples.
         Rate::Msps2_4 => {
             let w5: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w3[j] + w2[j + 3]);
             let w6: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w3[j] + w3[j + 3]);
+            let hi: [i16; CHUNK_SPAN - 3] = std::array::from_fn(|j| m2[j].max(m2[j + 2]));
+            let lo = quietest_of_16(&hi);
             for i in 0..CHUNK {
                 let p = w5[i] + w5[i + 8];
                 let q = w3[i + 5] + w6[i + 13];
-                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)));
+                // No run quieter than half the mean pulse sample (p / 20).
+                let no_gap = lo[i + 20] as u16 * 10 >= p >> 1;
+                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
             }
         }
     }
+}
+
+/// `lo[j]`: the least of `hi[j..j + 16]`, by doubling windows.
+#[inline(always)]
+fn quietest_of_16(hi: &[i16; CHUNK_SPAN - 3]) -> [i16; CHUNK_SPAN - 18] {
+    let lo2: [i16; CHUNK_SPAN - 4] = std::array::from_fn(|j| hi[j].min(hi[j + 1]));
+    let lo4: [i16; CHUNK_SPAN - 6] = std::array::from_fn(|j| lo2[j].min(lo2[j + 2]));
+    let lo8: [i16; CHUNK_SPAN - 10] = std::array::from_fn(|j| lo4[j].min(lo4[j + 4]));
+    std::array::from_fn(|j| lo8[j].min(lo8[j + 8]))
 }
 
 /// Energy of one half-bit slot: its two samples, weighted by overlap.
@@ -339,7 +340,7 @@ pub struct Demodulator {
 /// replies cover a small part of it even on a busy channel.
 const NOISE_BLOCK: u64 = 8192;
 /// One sample in this many enters the noise estimate.
-const NOISE_STRIDE: u64 = 8;
+const NOISE_STRIDE: u64 = 16;
 
 /// The noise floor, estimated per block of [`NOISE_BLOCK`] samples as the
 /// lower quartile of its magnitudes. Most samples hold only noise even on a
@@ -540,8 +541,7 @@ impl Demodulator {
                     if i >= n || s < next {
                         continue;
                     }
-                    let w = &self.buf[s..s + GAP_SPAN];
-                    if !self.rate.shape(w) || self.rate.data_has_gap(w) {
+                    if !self.rate.shape(&self.buf[s..s + 20]) {
                         continue;
                     }
                     if let Some((end, min)) = self.inside {

@@ -169,3 +169,23 @@ fn a_preamble_must_stand_above_the_noise_floor() {
     assert_eq!(found(2 * noise), 0);
     assert_eq!(found(4 * noise), 1);
 }
+
+#[test]
+fn prefilter_passes_a_preamble_with_ppm_data_but_not_one_followed_by_a_gap() {
+    let f = hex("8D406B902015A678D4D220AA4BDA");
+    let lead = 40;
+    let m = ideal_2m(&f, lead, 20_000);
+    let mut ok = [0u8; CHUNK];
+    prefilter(Rate::Msps2_0, &m, 0, &mut ok);
+    assert_eq!(ok[lead], 1);
+    // Silence 1.5 µs (three samples) of the first data byte: a real
+    // reply never goes that long without a pulse.
+    let mut gap = m.clone();
+    for x in &mut gap[lead + 16 + 4..lead + 16 + 7] {
+        *x = 0;
+    }
+    prefilter(Rate::Msps2_0, &gap, 0, &mut ok);
+    assert_eq!(ok[lead], 0);
+    // The frame's own 1 µs gaps (bits "10", samples 17-18) are fine,
+    // as the first assertion shows.
+}

@@ -325,7 +325,7 @@ mod tests {
     use crate::modes::crc::residue;
 
     fn hex(f: &[u8]) -> String {
-        f.iter().map(|b| format!("{b:02X}")).collect()
+        crate::modes::Hex(f).to_string()
     }
 
     fn unhex(s: &str) -> Vec<u8> {

@@ -202,11 +202,14 @@ impl TruthFrame {
 /// The truth-file line: `<sample> <time_s> <HEX> <snr_db>[ overlap]`.
 impl fmt::Display for TruthFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:.7} ", self.sample, self.time_s)?;
-        for b in &self.bytes {
-            write!(f, "{b:02X}")?;
-        }
-        write!(f, " {:.1}", self.snr_db)?;
+        write!(
+            f,
+            "{} {:.7} {} {:.1}",
+            self.sample,
+            self.time_s,
+            crate::modes::Hex(&self.bytes),
+            self.snr_db
+        )?;
         if self.overlapped {
             f.write_str(" overlap")?;
         }
