@@ -588,9 +588,9 @@ impl Demodulator {
     fn examine(&mut self, s: usize, out: &mut Vec<Received>) -> Option<usize> {
         let (mut frame, mut checked, margin) = self.try_position(s)?;
         // The same reply often also decodes from the next sample at an
-        // earlier phase; unless this reading is already clean, keep
-        // whichever reads more clearly (a clean reading beats a repair).
-        if !matches!(checked.verdict, Verdict::Hold | Verdict::Clean) {
+        // earlier phase; keep whichever reads more clearly, so the reported
+        // start is the nearest sample.
+        if checked.verdict != Verdict::Hold {
             if let Some((f2, c2, m2)) = self.try_position(s + 1) {
                 if f2.bytes == frame.bytes
                     && (c2.verdict.rank(), m2) > (checked.verdict.rank(), margin)
