@@ -587,10 +587,9 @@ impl Demodulator {
     /// where the scan resumes after an accepted reply.
     fn examine(&mut self, s: usize, out: &mut Vec<Received>) -> Option<usize> {
         let (mut frame, mut checked, margin) = self.try_position(s)?;
-        // The same reply often also decodes from the next sample at an
-        // earlier phase; keep whichever reads more clearly, so the reported
-        // start is the nearest sample.
-        if checked.verdict != Verdict::Hold {
+        // A repaired reading may decode cleanly from the next sample at an
+        // earlier phase; keep whichever reads more clearly.
+        if !matches!(checked.verdict, Verdict::Hold | Verdict::Clean) {
             if let Some((f2, c2, m2)) = self.try_position(s + 1) {
                 if f2.bytes == frame.bytes
                     && (c2.verdict.rank(), m2) > (checked.verdict.rank(), margin)
@@ -714,7 +713,8 @@ impl Demodulator {
                 let frame = Received {
                     bytes,
                     len: len as u8,
-                    sample: now,
+                    // The start rounded to the nearest sample.
+                    sample: now + u64::from(2 * p >= self.rate.d()),
                     signal,
                     repaired: 0,
                     late: false,
