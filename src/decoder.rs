@@ -14,7 +14,6 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 pub struct IqDecoder {
     conv: MagnitudeConverter,
     demod: Demodulator,
-    mag: Vec<u16>,
 }
 
 impl IqDecoder {
@@ -22,14 +21,12 @@ impl IqDecoder {
         Self {
             conv: MagnitudeConverter::new(format),
             demod: Demodulator::new(rate, fix_bits),
-            mag: Vec::with_capacity(CHUNK_BYTES / 2),
         }
     }
 
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<Received>) {
-        self.mag.clear();
-        self.conv.convert(bytes, &mut self.mag);
-        self.demod.push(&self.mag, out);
+        let conv = &mut self.conv;
+        self.demod.push_with(|buf| conv.convert(bytes, buf), out);
     }
 
     /// End of input. Returns the number of trailing bytes that did not make

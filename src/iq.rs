@@ -114,26 +114,20 @@ impl MagnitudeConverter {
         match self.format {
             SampleFormat::Cu8 => {
                 let table = self.table.expect("built for cu8");
-                let start = out.len();
-                out.resize(start + bytes.len() / 2, 0);
-                let out = &mut out[start..];
                 // Four samples per step from one 64-bit read: this loop
                 // runs for every sample, and the table lookups are all it
                 // should cost.
-                let (out4, out_rest) = out.split_at_mut(out.len() / 4 * 4);
-                for (m, p) in out4.chunks_exact_mut(4).zip(bytes.chunks_exact(8)) {
+                let quads = bytes.chunks_exact(8);
+                let rest = quads.remainder();
+                out.reserve(bytes.len() / 2);
+                out.extend(quads.flat_map(|p| {
                     let v = u64::from_be_bytes(p.try_into().expect("8 bytes"));
-                    m[0] = table[usize::from((v >> 48) as u16)];
-                    m[1] = table[usize::from((v >> 32) as u16)];
-                    m[2] = table[usize::from((v >> 16) as u16)];
-                    m[3] = table[usize::from(v as u16)];
-                }
-                for (m, p) in out_rest
-                    .iter_mut()
-                    .zip(bytes[out4.len() * 2..].chunks_exact(2))
-                {
-                    *m = table[usize::from(u16::from_be_bytes([p[0], p[1]]))];
-                }
+                    [v >> 48, v >> 32, v >> 16, v].map(|iq| table[usize::from(iq as u16)])
+                }));
+                out.extend(
+                    rest.chunks_exact(2)
+                        .map(|p| table[usize::from(u16::from_be_bytes([p[0], p[1]]))]),
+                );
             }
             SampleFormat::Cs16 => {
                 let full = 32768.0 * std::f32::consts::SQRT_2;

@@ -501,8 +501,18 @@ impl Demodulator {
 
     /// Feed magnitudes; accepted frames are appended to `out`.
     pub fn push(&mut self, mag: &[u16], out: &mut Vec<Received>) {
+        self.push_with(|buf| buf.extend_from_slice(mag), out);
+    }
+
+    /// Feed magnitudes that `fill` appends to the sample buffer itself,
+    /// which saves a copy of every sample; accepted frames are appended to
+    /// `out`. `fill` must only append.
+    pub fn push_with(&mut self, fill: impl FnOnce(&mut Vec<u16>), out: &mut Vec<Received>) {
+        let old = self.buf.len();
+        fill(&mut self.buf);
+        assert!(self.buf.len() >= old, "push_with: fill may only append");
+        let mag = &self.buf[old..];
         self.samples_seen += mag.len() as u64;
-        self.buf.extend_from_slice(mag);
         self.noise.push(mag);
         let limit = self.noise.known_until().saturating_sub(self.base) as usize;
         self.scan(out, limit);
