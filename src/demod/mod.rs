@@ -33,6 +33,10 @@
 use crate::modes::accept::{Acceptor, Checked, Received, Verdict};
 use crate::modes::{df_bits, df_of};
 
+use kernel::{bit_diffs, preamble_score, BitPlan, PreamblePlan, BITS};
+
+mod kernel;
+
 /// Supported sample rates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rate {
@@ -254,32 +258,28 @@ fn feedback(rate: Rate, p: usize, pulse: u32) -> Option<u32> {
 #[inline(always)]
 fn slice_bytes(
     m: &[u16],
-    slots: &[Slot; SLOTS],
+    plan: &BitPlan,
     range: std::ops::Range<usize>,
     bytes: &mut [u8; 14],
     margins: &mut [u32; 112],
     feedback: Option<u32>,
     prev_one: &mut bool,
 ) {
+    let mut diffs = [0i32; BITS];
+    bit_diffs(m, plan, range.start * 8..range.end * 8, &mut diffs);
+    let q = feedback.map(|q| q as i32);
     for i in range {
         let mut b = 0u32;
         for j in 0..8 {
             let bit = i * 8 + j;
-            // SAFETY: bit < 112, so both slot indices are < 16 + 224 = SLOTS.
-            let (sa, sz) = unsafe {
-                (
-                    slots.get_unchecked(16 + 2 * bit),
-                    slots.get_unchecked(17 + 2 * bit),
-                )
+            // First half minus second half, shifted by the feedback.
+            let x = match q {
+                None => diffs[bit],
+                Some(q) if *prev_one => diffs[bit] + q,
+                Some(q) => diffs[bit] - q,
             };
-            let (a, z) = (slot_energy(m, sa), slot_energy(m, sz));
-            let (lhs, rhs) = match feedback {
-                None => (a, z),
-                Some(q) if *prev_one => (a + q, z),
-                Some(q) => (a, z + q),
-            };
-            let one = lhs > rhs;
-            margins[bit] = lhs.abs_diff(rhs);
+            let one = x > 0;
+            margins[bit] = x.unsigned_abs();
             *prev_one = one;
             b = (b << 1) | u32::from(one);
         }
@@ -324,6 +324,9 @@ const QUIET_SLOTS: [usize; 6] = [1, 3, 4, 5, 6, 8];
 pub struct Demodulator {
     rate: Rate,
     phases: Vec<[Slot; SLOTS]>,
+    /// Per phase: the bit decisions and the preamble score as dot products.
+    bit_plans: Vec<BitPlan>,
+    preamble_plans: Vec<PreamblePlan>,
     /// Samples spanned by a full 112-bit frame at the latest phase, plus one.
     span: usize,
     buf: Vec<u16>,
@@ -472,11 +475,20 @@ impl Demodulator {
                 }
                 slots
             })
+            .collect::<Vec<_>>();
+        let bit_plans: Vec<BitPlan> = phases.iter().map(BitPlan::new).collect();
+        let preamble_plans = phases
+            .iter()
+            .map(|slots| PreamblePlan::new(slots, PREAMBLE_RATIO_16THS))
             .collect();
-        let span = (SLOTS * h).div_ceil(d) + 2;
+        // The kernels read four samples per bit; the span covers them.
+        let reach = bit_plans.iter().map(BitPlan::reach).max().unwrap_or(0);
+        let span = ((SLOTS * h).div_ceil(d) + 2).max(reach + 1);
         Self {
             rate,
             phases,
+            bit_plans,
+            preamble_plans,
             span,
             buf: Vec::new(),
             base: 0,
@@ -638,18 +650,14 @@ impl Demodulator {
     fn try_position(&self, s: usize) -> Option<(Received, Checked, u32)> {
         let m = &self.buf[s..s + self.span];
         let now = self.base + s as u64;
-        let energy = |slots: &[Slot; SLOTS], k: usize| slot_energy(m, &slots[k]);
         // Preamble score per phase: pulse energy minus the scaled quiet
         // energy; hypotheses failing the ratio test are dropped.
-        let mut order: [(i64, u32, usize); 5] = [(i64::MIN, 0, 0); 5];
+        let mut order: [(i32, usize); 5] = [(0, 0); 5];
         let mut n = 0;
-        for (p, slots) in self.phases.iter().enumerate() {
-            let pulse: u32 = PULSE_SLOTS.iter().map(|&k| energy(slots, k)).sum();
-            let quiet: u32 = QUIET_SLOTS.iter().map(|&k| energy(slots, k)).sum();
-            let lhs = u64::from(pulse) * QUIET_SLOTS.len() as u64 * 16;
-            let rhs = u64::from(PREAMBLE_RATIO_16THS) * u64::from(quiet) * PULSE_SLOTS.len() as u64;
-            if lhs > rhs {
-                order[n] = (lhs as i64 - rhs as i64, pulse, p);
+        for (p, plan) in self.preamble_plans.iter().enumerate() {
+            let score = preamble_score(m, plan);
+            if score > 0 {
+                order[n] = (score, p);
                 n += 1;
             }
         }
@@ -660,8 +668,12 @@ impl Demodulator {
         let mut margins = [0u32; 112];
         // The true phase is almost always among the two best preambles; the
         // others only cost time on garbage.
-        for &(_, pulse, p) in order.iter().take(MAX_PHASES_SLICED) {
-            let slots = &self.phases[p];
+        for &(_, p) in order.iter().take(MAX_PHASES_SLICED) {
+            let pulse: u32 = PULSE_SLOTS
+                .iter()
+                .map(|&k| slot_energy(m, &self.phases[p][k]))
+                .sum();
+            let plan = &self.bit_plans[p];
             let mut bytes = [0u8; 14];
             // At 2.0 MS/s a half-bit is one sample, so at a fractional phase
             // f every sample straddles two slots and a slot's energy is
@@ -676,7 +688,7 @@ impl Demodulator {
             // The first byte decides the format and so the length.
             slice_bytes(
                 m,
-                slots,
+                plan,
                 0..1,
                 &mut bytes,
                 &mut margins,
@@ -702,7 +714,7 @@ impl Demodulator {
             let bits = df_bits(df);
             slice_bytes(
                 m,
-                slots,
+                plan,
                 1..bits / 8,
                 &mut bytes,
                 &mut margins,
@@ -749,6 +761,7 @@ mod tests;
 pub fn slice_at(rate: Rate, mag: &[u16], s: usize, phase: usize) -> Option<([u8; 14], u32, u32)> {
     let d = Demodulator::new(rate, 0);
     let slots = d.phases.get(phase)?;
+    let plan = BitPlan::new(slots);
     let m = mag.get(s..s + d.span)?;
     let pulse = PULSE_SLOTS.iter().map(|&k| slot_energy(m, &slots[k])).sum();
     let quiet = QUIET_SLOTS.iter().map(|&k| slot_energy(m, &slots[k])).sum();
@@ -756,7 +769,7 @@ pub fn slice_at(rate: Rate, mag: &[u16], s: usize, phase: usize) -> Option<([u8;
     let (mut bytes, mut margins, mut prev_one) = ([0u8; 14], [0u32; 112], true);
     slice_bytes(
         m,
-        slots,
+        &plan,
         0..14,
         &mut bytes,
         &mut margins,

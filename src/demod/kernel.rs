@@ -1,0 +1,250 @@
+//! The slicing kernels: every bit decision and preamble score of one phase
+//! hypothesis as a dot product of small integer weights with a few
+//! magnitudes, so that SSE2's 16-bit multiply-add does two bits (or eight
+//! samples of a preamble) per instruction.
+//!
+//! A slot's energy is `w0·m[o] + w1·m[o + 1]` (see `Slot`), so a bit's
+//! decision `a − z` (first half minus second half) is a signed combination
+//! of at most four consecutive samples, and a preamble score (pulse slots
+//! against quiet slots) one of its first [`PREAMBLE_SAMPLES`]. The lanes
+//! are 16-bit, so magnitudes are halved before multiplying and the results
+//! doubled: decisions keep 16 bits of a 16-bit magnitude's 17-bit sums.
+
+use super::{Slot, PULSE_SLOTS, QUIET_SLOTS, SLOTS};
+
+/// Data bits in the longest frame.
+pub(super) const BITS: usize = 112;
+/// Samples a preamble score reads (the 16 half-bit slots end before 20
+/// samples at both rates; a multiple of 8 for the vector loop).
+pub(super) const PREAMBLE_SAMPLES: usize = 24;
+
+/// Bit decisions of one phase hypothesis: bit `b` is
+/// `Σ c[b][k]·m[o[b] + k]`, positive for a 1.
+pub(super) struct BitPlan {
+    o: [u16; BITS],
+    c: [[i16; 4]; BITS],
+}
+
+impl BitPlan {
+    pub(super) fn new(slots: &[Slot; SLOTS]) -> Self {
+        let mut o = [0u16; BITS];
+        let mut c = [[0i16; 4]; BITS];
+        for b in 0..BITS {
+            let (a, z) = (slots[16 + 2 * b], slots[17 + 2 * b]);
+            o[b] = a.offset;
+            let mut add = |sl: Slot, sign: i16| {
+                let k = usize::from(sl.offset - a.offset);
+                c[b][k] += sign * sl.w0 as i16;
+                c[b][k + 1] += sign * sl.w1 as i16;
+            };
+            add(a, 1);
+            add(z, -1);
+        }
+        Self { o, c }
+    }
+
+    /// The largest sample offset a bit reads.
+    pub(super) fn reach(&self) -> usize {
+        self.o
+            .iter()
+            .map(|&o| usize::from(o) + 3)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Preamble score of one phase hypothesis: `Σ c[i]·m[i]` is
+/// `6·16·pulse − 20·4·quiet` (pulse and quiet slot energies), positive when
+/// the pulses' mean beats the quiet slots' mean by the preamble ratio.
+pub(super) struct PreamblePlan {
+    c: [i16; PREAMBLE_SAMPLES],
+}
+
+impl PreamblePlan {
+    pub(super) fn new(slots: &[Slot; SLOTS], ratio_16ths: u32) -> Self {
+        let mut c = [0i32; PREAMBLE_SAMPLES];
+        let pulse_w = (QUIET_SLOTS.len() * 16) as i32;
+        let quiet_w = -((ratio_16ths as usize * PULSE_SLOTS.len()) as i32);
+        for (list, w) in [(&PULSE_SLOTS[..], pulse_w), (&QUIET_SLOTS[..], quiet_w)] {
+            for &k in list {
+                let sl = slots[k];
+                c[usize::from(sl.offset)] += w * i32::from(sl.w0);
+                c[usize::from(sl.offset) + 1] += w * i32::from(sl.w1);
+            }
+        }
+        Self {
+            c: c.map(|x| i16::try_from(x).expect("preamble weights fit 16 bits")),
+        }
+    }
+}
+
+/// `out[b]` for `b` in `bits` (an even range): bit `b`'s decision `a − z`.
+#[inline(always)]
+pub(super) fn bit_diffs(
+    m: &[u16],
+    plan: &BitPlan,
+    bits: std::ops::Range<usize>,
+    out: &mut [i32; BITS],
+) {
+    debug_assert!(bits.start % 2 == 0 && bits.end % 2 == 0 && bits.end <= BITS);
+    #[cfg(target_arch = "x86_64")]
+    {
+        sse2::bit_diffs(m, plan, bits, out);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        for b in bits {
+            out[b] = scalar_bit_diff(m, plan, b);
+        }
+    }
+}
+
+/// One bit's decision without vector instructions: the reference the
+/// vector path must equal.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+pub(super) fn scalar_bit_diff(m: &[u16], plan: &BitPlan, b: usize) -> i32 {
+    let o = usize::from(plan.o[b]);
+    let s: i32 = (0..4)
+        .map(|k| i32::from(plan.c[b][k]) * i32::from(m[o + k] >> 1))
+        .sum();
+    2 * s
+}
+
+/// A phase hypothesis's preamble score (see [`PreamblePlan`]).
+#[inline(always)]
+pub(super) fn preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        sse2::preamble_score(m, plan)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        scalar_preamble_score(m, plan)
+    }
+}
+
+/// [`preamble_score`] without vector instructions.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+pub(super) fn scalar_preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
+    let s: i32 = (0..PREAMBLE_SAMPLES)
+        .map(|i| i32::from(plan.c[i]) * i32::from(m[i] >> 1))
+        .sum();
+    2 * s
+}
+
+/// SSE2 is part of x86_64 itself, so no run-time check is needed.
+/// `PREAMBLE_SAMPLES` is 24: three 8-lane loads.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadl_epi64, _mm_loadu_si128,
+        _mm_madd_epi16, _mm_shuffle_epi32, _mm_srli_epi16, _mm_unpackhi_epi64, _mm_unpacklo_epi64,
+    };
+
+    use super::{BitPlan, PreamblePlan, BITS, PREAMBLE_SAMPLES};
+
+    /// Four samples from `m[o..]`, halved, in the low half of a vector.
+    #[inline(always)]
+    fn four(m: &[u16], o: usize) -> __m128i {
+        let q: &[u16; 4] = m[o..o + 4].try_into().expect("four samples");
+        // SAFETY: SSE2 is part of every x86_64 CPU; `q` is 8 readable bytes
+        // and the load needs no alignment.
+        unsafe { _mm_srli_epi16::<1>(_mm_loadl_epi64(q.as_ptr().cast())) }
+    }
+
+    #[inline(always)]
+    pub(super) fn bit_diffs(
+        m: &[u16],
+        plan: &BitPlan,
+        bits: std::ops::Range<usize>,
+        out: &mut [i32; BITS],
+    ) {
+        for b in bits.step_by(2) {
+            let lo = four(m, usize::from(plan.o[b]));
+            let hi = four(m, usize::from(plan.o[b + 1]));
+            let c: &[[i16; 4]; 2] = plan.c[b..b + 2].try_into().expect("two bits");
+            // SAFETY: SSE2 is part of every x86_64 CPU; `c` is 16 readable
+            // bytes and the load needs no alignment.
+            let (d0, d1) = unsafe {
+                let v = _mm_unpacklo_epi64(lo, hi);
+                let c = _mm_loadu_si128(c.as_ptr().cast());
+                // Lanes: bit b samples 0+1, 2+3; bit b+1 samples 0+1, 2+3.
+                let p = _mm_madd_epi16(v, c);
+                let s = _mm_add_epi32(p, _mm_shuffle_epi32::<0b10_11_00_01>(p));
+                (
+                    _mm_cvtsi128_si32(s),
+                    _mm_cvtsi128_si32(_mm_unpackhi_epi64(s, s)),
+                )
+            };
+            out[b] = 2 * d0;
+            out[b + 1] = 2 * d1;
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
+        let m: &[u16; PREAMBLE_SAMPLES] =
+            m[..PREAMBLE_SAMPLES].try_into().expect("preamble samples");
+        // SAFETY: SSE2 is part of every x86_64 CPU; each load reads 16 bytes
+        // at i < i + 8 <= PREAMBLE_SAMPLES of `m` and of `plan.c`, and
+        // needs no alignment.
+        unsafe {
+            let load = |i: usize| {
+                let v = _mm_srli_epi16::<1>(_mm_loadu_si128(m[i..].as_ptr().cast()));
+                _mm_madd_epi16(v, _mm_loadu_si128(plan.c[i..].as_ptr().cast()))
+            };
+            let a = _mm_add_epi32(_mm_add_epi32(load(0), load(8)), load(16));
+            let a = _mm_add_epi32(a, _mm_shuffle_epi32::<0b01_00_11_10>(a));
+            let a = _mm_add_epi32(a, _mm_shuffle_epi32::<0b10_11_00_01>(a));
+            2 * _mm_cvtsi128_si32(a)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demod::{Demodulator, Rate};
+
+    /// A deterministic spread of magnitudes over the whole 16-bit range.
+    fn samples(n: usize, seed: u32) -> Vec<u16> {
+        (0..n as u32)
+            .map(|i| ((i ^ seed).wrapping_mul(2_654_435_761) >> 16) as u16)
+            .collect()
+    }
+
+    #[test]
+    fn vector_kernels_equal_the_scalar_ones_and_the_slot_sums() {
+        for rate in [Rate::Msps2_0, Rate::Msps2_4] {
+            let d = Demodulator::new(rate, 0);
+            for (p, slots) in d.phases.iter().enumerate() {
+                let bits = BitPlan::new(slots);
+                let pre = PreamblePlan::new(slots, 20);
+                for seed in 0..20 {
+                    let m = samples(d.span, seed);
+                    let mut out = [0i32; BITS];
+                    bit_diffs(&m, &bits, 0..BITS, &mut out);
+                    for (b, &got) in out.iter().enumerate() {
+                        assert_eq!(got, scalar_bit_diff(&m, &bits, b), "{rate:?} {p} {b}");
+                        // Halving loses at most one unit per weight.
+                        let half: Vec<u16> = m.iter().map(|x| x & !1).collect();
+                        let e = |k: usize| {
+                            let sl = slots[k];
+                            let o = usize::from(sl.offset);
+                            i32::from(half[o]) * i32::from(sl.w0)
+                                + i32::from(half[o + 1]) * i32::from(sl.w1)
+                        };
+                        assert_eq!(got, e(16 + 2 * b) - e(17 + 2 * b), "{rate:?} {p} {b}");
+                    }
+                    assert_eq!(
+                        preamble_score(&m, &pre),
+                        scalar_preamble_score(&m, &pre),
+                        "{rate:?} {p}"
+                    );
+                }
+            }
+        }
+    }
+}
