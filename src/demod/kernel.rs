@@ -23,6 +23,8 @@ pub(super) const PREAMBLE_SAMPLES: usize = 24;
 pub(super) struct BitPlan {
     o: [u16; BITS],
     c: [[i16; 4]; BITS],
+    /// The largest sample offset a bit reads.
+    reach: usize,
 }
 
 impl BitPlan {
@@ -40,16 +42,13 @@ impl BitPlan {
             add(a, 1);
             add(z, -1);
         }
-        Self { o, c }
+        let reach = o.iter().map(|&o| usize::from(o) + 3).max().unwrap_or(0);
+        Self { o, c, reach }
     }
 
     /// The largest sample offset a bit reads.
     pub(super) fn reach(&self) -> usize {
-        self.o
-            .iter()
-            .map(|&o| usize::from(o) + 3)
-            .max()
-            .unwrap_or(0)
+        self.reach
     }
 }
 
@@ -146,12 +145,15 @@ mod sse2 {
     use super::{BitPlan, PreamblePlan, BITS, PREAMBLE_SAMPLES};
 
     /// Four samples from `m[o..]`, halved, in the low half of a vector.
+    ///
+    /// # Safety
+    /// `o + 4 <= m.len()`.
     #[inline(always)]
-    fn four(m: &[u16], o: usize) -> __m128i {
-        let q: &[u16; 4] = m[o..o + 4].try_into().expect("four samples");
-        // SAFETY: SSE2 is part of every x86_64 CPU; `q` is 8 readable bytes
-        // and the load needs no alignment.
-        unsafe { _mm_srli_epi16::<1>(_mm_loadl_epi64(q.as_ptr().cast())) }
+    unsafe fn four(m: &[u16], o: usize) -> __m128i {
+        debug_assert!(o + 4 <= m.len());
+        // SAFETY: SSE2 is part of every x86_64 CPU; the caller keeps the 8
+        // bytes in bounds, and the load needs no alignment.
+        unsafe { _mm_srli_epi16::<1>(_mm_loadl_epi64(m.as_ptr().add(o).cast())) }
     }
 
     #[inline(always)]
@@ -161,9 +163,17 @@ mod sse2 {
         bits: std::ops::Range<usize>,
         out: &mut [i32; BITS],
     ) {
-        for b in bits.step_by(2) {
-            let lo = four(m, usize::from(plan.o[b]));
-            let hi = four(m, usize::from(plan.o[b + 1]));
+        // Every bit reads below `reach` + 1: checked once, not per bit.
+        assert!(plan.reach < m.len(), "slice holds the frame's samples");
+        let mut b = bits.start;
+        while b < bits.end {
+            // SAFETY: o + 4 <= reach + 1 <= m.len() for every bit.
+            let (lo, hi) = unsafe {
+                (
+                    four(m, usize::from(plan.o[b])),
+                    four(m, usize::from(plan.o[b + 1])),
+                )
+            };
             let c: &[[i16; 4]; 2] = plan.c[b..b + 2].try_into().expect("two bits");
             // SAFETY: SSE2 is part of every x86_64 CPU; `c` is 16 readable
             // bytes and the load needs no alignment.
@@ -180,6 +190,7 @@ mod sse2 {
             };
             out[b] = 2 * d0;
             out[b + 1] = 2 * d1;
+            b += 2;
         }
     }
 
