@@ -7,15 +7,19 @@
 //!                                                └── spool::Spool ◀─────────┘ behind / failed
 //! ```
 //!
-//! These modules are pure and synchronous (time is passed in, files use
-//! `std::fs`), so they test without tokio, AWS or sleeping. The sender
-//! (AWS SDK calls, retry with backoff) and the daemon build on them.
+//! `record`, `batch` and `spool` are pure and synchronous (time is passed
+//! in, files use `std::fs`), so they test without tokio, AWS or sleeping.
+//! `send` (tasks, retry with backoff) and `aws` (SDK calls) build on them.
 //!
 //! - [`record`]: [`Record`] (partition key + data, knows its
 //!   encoded size), the Kinesis limits, and the `--pack-lines` packer.
 //! - [`batch`]: [`Batcher`] (500 records / 5 MiB / linger),
 //!   [`failed_entries`] and the error classification.
 //! - [`spool`]: the append-only, checksummed on-disk queue.
+//! - [`send`]: the batch and sender tasks, the retry policy and the spool
+//!   they share (tokio; edge).
+//! - [`aws`]: the SDK client, start-up checks and error classification
+//!   (edge).
 //!
 //! # Delivery guarantee: at-least-once
 //!
@@ -49,9 +53,11 @@
 //! first, before new data. Consumers that need strict order sort by the SBS
 //! timestamps.
 
+pub mod aws;
 pub mod batch;
 mod crc32;
 pub mod record;
+pub mod send;
 pub mod spool;
 
 pub use batch::{failed_entries, Batcher, EntryResult, ErrorClass, FailedEntry};
