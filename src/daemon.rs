@@ -781,6 +781,7 @@ impl Telemetry {
 /// The Kinesis sink's half of a stats line (and of the final summary).
 fn log_sender(what: &str, s: &SenderStats) {
     info!(
+        lines_in = s.lines_in,
         records_sent = s.records_sent,
         bytes_sent = s.bytes_sent,
         lines_sent = s.lines_sent,
@@ -794,6 +795,7 @@ fn log_sender(what: &str, s: &SenderStats) {
         spool_bytes = s.spool_bytes,
         spool_oldest_s = s.spool_oldest_s,
         spool_dropped = s.spool_dropped,
+        spooled_batches = s.spooled_batches,
         "kinesis {what}"
     );
 }

@@ -149,6 +149,7 @@ impl Backoff {
 /// Sender counters, kept together: the tasks add, the stats line reads.
 #[derive(Debug, Default)]
 pub struct SenderTelemetry {
+    lines_in: AtomicU64,
     records_sent: AtomicU64,
     bytes_sent: AtomicU64,
     lines_sent: AtomicU64,
@@ -168,6 +169,8 @@ pub struct SenderTelemetry {
 /// A copy of the sender counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SenderStats {
+    /// SBS lines that reached the sink.
+    pub lines_in: u64,
     /// Records Kinesis stored (each with a sequence number).
     pub records_sent: u64,
     /// Their bytes, data + partition keys.
@@ -205,6 +208,7 @@ impl SenderTelemetry {
         let oldest = get(&self.spool_oldest_ms);
         let now = unix_ms(SystemTime::now());
         SenderStats {
+            lines_in: get(&self.lines_in),
             records_sent: get(&self.records_sent),
             bytes_sent: get(&self.bytes_sent),
             lines_sent: get(&self.lines_sent),
@@ -485,6 +489,7 @@ pub async fn batch_stage(
         let flush = tokio::select! {
             item = rx.recv() => match item {
                 Some(line) => {
+                    SenderTelemetry::add(&tel.lines_in, 1);
                     let (key, text) = (line.icao.to_string(), line.to_string());
                     match packer.push(&key, &text) {
                         Ok(Some(record)) => push(&mut batcher, record, &mut ready, &tel),
