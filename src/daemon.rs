@@ -772,7 +772,7 @@ impl Telemetry {
             "stats"
         );
         if self.sender.is_some() {
-            log_sender("sent", &now.sender);
+            log_sender("stats", &now.sender);
         }
         now
     }
@@ -1369,6 +1369,143 @@ mod tests {
         let e = Config::load(None, env(&[("ADSB_KINESIS_SOURCE", "bogus")])).unwrap_err();
         assert!(e.to_string().starts_with("ADSB_KINESIS_SOURCE: "), "{e}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn kinesis_fields_from_toml_env_and_defaults() {
+        let d = Config::default();
+        assert_eq!(d.stream_id(), None);
+        assert_eq!(d.pack_lines, 1);
+        assert_eq!(d.max_record_bytes, 25 * 1024);
+        assert_eq!(d.linger, Duration::from_millis(500));
+        assert_eq!(d.spool_max_bytes, 256 << 20);
+        assert_eq!(d.shutdown_timeout, Duration::from_secs(10));
+        let c = Config::from_toml(
+            "stream = \"adsb\"\npack_lines = 50\nmax_record_bytes = \"64KiB\"\nlinger = \"250ms\"\nspool_max_bytes = \"8MiB\"\nshutdown_timeout = 3\nregion = \"eu-west-1\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.stream_id(), Some(StreamId::Name("adsb".into())));
+        assert_eq!(c.pack_lines, 50);
+        assert_eq!(c.max_record_bytes, 64 * 1024);
+        assert_eq!(c.linger, Duration::from_millis(250));
+        assert_eq!(c.spool_max_bytes, 8 << 20);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+        c.validate().unwrap();
+
+        let c = Config::load(
+            None,
+            env(&[
+                (
+                    "ADSB_KINESIS_STREAM_ARN",
+                    "arn:aws:kinesis:eu-west-1:123456789012:stream/adsb",
+                ),
+                ("ADSB_KINESIS_LINGER", "1s"),
+                ("ADSB_KINESIS_RETRY_BASE_MS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert!(matches!(c.stream_id(), Some(StreamId::Arn(_))));
+        assert_eq!(c.linger, Duration::from_secs(1));
+        assert_eq!(c.retry_base_ms, 5);
+        c.validate().unwrap();
+        let e = Config::load(None, env(&[("ADSB_KINESIS_SPOOL_MAX_BYTES", "lots")])).unwrap_err();
+        assert!(
+            e.to_string().starts_with("ADSB_KINESIS_SPOOL_MAX_BYTES: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn spool_dir_default_follows_systemd() {
+        let c = Config::default();
+        assert_eq!(c.spool_dir(env(&[])), PathBuf::from("spool"));
+        assert_eq!(
+            c.spool_dir(env(&[(
+                "STATE_DIRECTORY",
+                "/var/lib/adsb-kinesis:/var/lib/other"
+            )])),
+            PathBuf::from("/var/lib/adsb-kinesis")
+        );
+        let c = Config {
+            spool_dir: Some("/x".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.spool_dir(env(&[("STATE_DIRECTORY", "/y")])),
+            PathBuf::from("/x")
+        );
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        for bad in ["", "-1s", "abc", "1h", "NaN", "100000000"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_size("25KiB"), Ok(25 * 1024));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("100B"), Ok(100));
+        for bad in ["", "1.5MiB", "-1", "1TB", "99999999999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kinesis_limits_are_validated() {
+        let bad = |c: Config| c.validate().unwrap_err().to_string();
+        let d = Config::default;
+        assert!(bad(Config {
+            stream: Some("a".into()),
+            stream_arn: Some("arn:aws:kinesis:r:1:stream/a".into()),
+            ..d()
+        })
+        .starts_with("stream_arn:"));
+        assert!(bad(Config {
+            stream: Some("bad name".into()),
+            ..d()
+        })
+        .starts_with("stream:"));
+        assert!(bad(Config {
+            stream_arn: Some("adsb".into()),
+            ..d()
+        })
+        .starts_with("stream_arn:"));
+        assert!(bad(Config {
+            max_record_bytes: 1024 * 1024 + 1,
+            ..d()
+        })
+        .starts_with("max_record_bytes:"));
+        assert!(bad(Config {
+            pack_lines: 0,
+            ..d()
+        })
+        .starts_with("pack_lines:"));
+        assert!(bad(Config {
+            linger: Duration::from_secs(61),
+            ..d()
+        })
+        .starts_with("linger:"));
+        assert!(bad(Config {
+            spool_max_bytes: 1 << 20,
+            ..d()
+        })
+        .starts_with("spool_max_bytes:"));
+        assert!(bad(Config {
+            endpoint_url: Some("localhost:4566".into()),
+            ..d()
+        })
+        .starts_with("endpoint_url:"));
+        assert!(bad(Config {
+            retry_base_ms: 0,
+            ..d()
+        })
+        .starts_with("retry_base_ms:"));
     }
 
     #[test]
