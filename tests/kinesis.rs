@@ -490,3 +490,61 @@ fn start_errors_are_one_clear_line() {
     let err = one_line_error(&run_output(&mut c));
     assert!(err.contains("max_record_bytes"), "{err}");
 }
+
+#[test]
+fn stream_deleted_mid_run_and_created_again_receives_the_rest() {
+    let moto = Moto::start();
+    let url = moto.url();
+    create_stream(&url, "S", 2);
+    let dir = TempDir::new("recreate");
+    let spool = dir.path("spool");
+    let child = run_cmd(&[
+        "--source",
+        "sim",
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        spool.to_str().unwrap(),
+        "--linger",
+        "200ms",
+        "--config-retry-ms",
+        "300",
+        "--shutdown-timeout",
+        "30s",
+    ])
+    .spawn()
+    .expect("start run");
+    std::thread::sleep(Duration::from_secs(2));
+    runtime().block_on(async {
+        client(&url)
+            .delete_stream()
+            .stream_name("S")
+            .enforce_consumer_deletion(true)
+            .send()
+            .await
+            .expect("DeleteStream");
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    create_stream(&url, "S", 2);
+    std::thread::sleep(Duration::from_secs(2));
+    sigterm(&child);
+    let (status, err) = finish(child, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}\n{err}");
+    // The missing stream was reported clearly, once, naming it.
+    let reports: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("ResourceNotFoundException"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{err}");
+    assert!(reports[0].contains("stream S"), "{err}");
+    // Every line reached Kinesis in the end; the new stream holds the ones
+    // sent while it was missing and after.
+    let lines_in = finished_field(&err, "lines_in");
+    assert!(lines_in > 0, "{err}");
+    assert_eq!(finished_field(&err, "lines_sent"), lines_in, "{err}");
+    assert_eq!(finished_field(&err, "spool_records"), 0, "{err}");
+    let (got, _) = stream_lines(&read_stream(&url, "S"));
+    assert!(total(&got) > 0, "nothing in the re-created stream\n{err}");
+}
