@@ -39,7 +39,8 @@ use tracing::{info, warn};
 use crate::decoder::{IqDecoder, CHUNK_BYTES};
 use crate::demod::Rate;
 use crate::iq::SampleFormat;
-use crate::kinesis::aws::{self, StreamId};
+#[cfg(feature = "aws")]
+use crate::kinesis::aws;
 use crate::kinesis::batch::DEFAULT_LINGER;
 use crate::kinesis::record::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_PACK_LINES, MAX_RECORD_BYTES};
 use crate::kinesis::send::{
@@ -47,6 +48,7 @@ use crate::kinesis::send::{
     SinkError,
 };
 use crate::kinesis::spool::{self, Spool, SpoolError, SpoolOptions};
+use crate::kinesis::target::{check_endpoint_url, StreamId};
 use crate::modes::accept::Received;
 use crate::modes::{self, Frame};
 use crate::sbs::{generated_ms, unix_ms_now, SbsLine};
@@ -583,7 +585,7 @@ impl Config {
             }
         }
         if let Some(url) = &self.endpoint_url {
-            if let Err(reason) = aws::check_endpoint_url(url) {
+            if let Err(reason) = check_endpoint_url(url) {
                 return Err(invalid("endpoint_url", format!("{url:?}: {reason}")));
             }
         }
@@ -690,8 +692,12 @@ pub enum RunError {
     Spawn(io::Error),
     #[error("the {0} stage panicked")]
     Panicked(&'static str),
+    #[cfg(feature = "aws")]
     #[error(transparent)]
     Aws(#[from] aws::StartError),
+    #[cfg(not(feature = "aws"))]
+    #[error("--stream needs the Kinesis sink: this build has no `aws` feature")]
+    NoAws,
     #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error("kinesis sink: {0}")]
@@ -1009,7 +1015,7 @@ async fn line_sink<W: AsyncWrite + Unpin>(
 
 /// The Kinesis sink, set up and checked before the pipeline starts.
 struct KinesisSink {
-    api: aws::Kinesis,
+    api: Api,
     handoff: Handoff,
     tel: Arc<SenderTelemetry>,
     batch: BatchOptions,
@@ -1017,8 +1023,32 @@ struct KinesisSink {
     shutdown_timeout: Duration,
 }
 
-/// Region, credentials and stream checked; spool opened and recovered.
-async fn start_kinesis(config: &Config, stream: StreamId) -> Result<KinesisSink, RunError> {
+/// The Kinesis API the sender calls.
+#[cfg(feature = "aws")]
+type Api = aws::Kinesis;
+
+/// Built without the `aws` feature there is no Kinesis API.
+#[cfg(not(feature = "aws"))]
+enum Api {}
+
+#[cfg(not(feature = "aws"))]
+impl send::PutRecordsApi for Api {
+    async fn put_records(
+        &self,
+        _: &[crate::kinesis::Record],
+    ) -> Result<Vec<crate::kinesis::EntryResult>, send::RequestFailure> {
+        match *self {}
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+async fn connect(_: &Config, _: &StreamId) -> Result<Api, RunError> {
+    Err(RunError::NoAws)
+}
+
+/// The SDK client, with region, credentials and the stream checked.
+#[cfg(feature = "aws")]
+async fn connect(config: &Config, stream: &StreamId) -> Result<Api, RunError> {
     let opts = aws::AwsOptions {
         region: config.region.clone(),
         endpoint_url: config.endpoint_url.clone(),
@@ -1055,6 +1085,12 @@ async fn start_kinesis(config: &Config, stream: StreamId) -> Result<KinesisSink,
             "cannot check the stream yet ({f}); starting anyway, records spool until Kinesis answers"
         ),
     }
+    Ok(api)
+}
+
+/// Kinesis reachable (or not yet), spool opened and recovered.
+async fn start_kinesis(config: &Config, stream: StreamId) -> Result<KinesisSink, RunError> {
+    let api = connect(config, &stream).await?;
     let dir = config.spool_dir(|k| std::env::var(k).ok());
     let spool_opts = SpoolOptions {
         max_bytes: config.spool_max_bytes,

@@ -18,8 +18,9 @@
 //! - [`spool`]: the append-only, checksummed on-disk queue.
 //! - [`send`]: the batch and sender tasks, the retry policy and the spool
 //!   they share (tokio; edge).
-//! - [`aws`]: the SDK client, start-up checks and error classification
-//!   (edge).
+//! - `aws`: the SDK client, start-up checks and error classification
+//!   (edge; the `aws` cargo feature, on by default).
+//! - [`target`]: the stream id and the endpoint URL check.
 //!
 //! # Delivery guarantee: at-least-once
 //!
@@ -53,12 +54,14 @@
 //! first, before new data. Consumers that need strict order sort by the SBS
 //! timestamps.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod batch;
 mod crc32;
 pub mod record;
 pub mod send;
 pub mod spool;
+pub mod target;
 
 pub use batch::{failed_entries, Batcher, EntryResult, ErrorClass, FailedEntry};
 pub use record::{Packer, Record};
