@@ -548,3 +548,50 @@ fn stream_deleted_mid_run_and_created_again_receives_the_rest() {
     let (got, _) = stream_lines(&read_stream(&url, "S"));
     assert!(total(&got) > 0, "nothing in the re-created stream\n{err}");
 }
+
+#[test]
+fn hung_endpoint_counts_unknown_outcomes_and_shutdown_spools_in_time() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let dir = TempDir::new("hung");
+    let spool = dir.path("spool");
+    let child = run_cmd(&[
+        "--source",
+        "sim",
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        spool.to_str().unwrap(),
+        "--linger",
+        "200ms",
+        "--request-timeout-ms",
+        "300",
+        "--retry-max-ms",
+        "100",
+        "--shutdown-timeout",
+        "1s",
+    ])
+    .spawn()
+    .expect("start run");
+    std::thread::sleep(Duration::from_secs(3));
+    sigterm(&child);
+    let t0 = Instant::now();
+    let (status, err) = finish(child, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{err}");
+    // 1 s of shutdown timeout, plus draining: well under 5 s.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(finished_field(&err, "unknown_outcome") > 0, "{err}");
+    let lines_in = finished_field(&err, "lines_in");
+    assert!(lines_in > 0, "{err}");
+    assert_eq!(finished_field(&err, "records_sent"), 0, "{err}");
+    assert_eq!(finished_field(&err, "spool_records"), lines_in, "{err}");
+}

@@ -78,7 +78,9 @@ pub async fn client(opts: &AwsOptions) -> Result<(Client, String), StartError> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(opts.request_timeout)
-        .operation_timeout(opts.request_timeout)
+        // One attempt per operation; the attempt's timeout is the one that
+        // fires.
+        .operation_timeout(opts.request_timeout + Duration::from_secs(1))
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)

@@ -66,6 +66,9 @@ use crate::sbs::SbsLine;
 /// spilling to disk (up to 4 × 500 records).
 pub const BATCH_QUEUE: usize = 4;
 
+/// How often the sender makes the spool's appends and acks durable.
+const SYNC_EVERY: Duration = Duration::from_secs(30);
+
 /// How a whole `PutRecords` request (or `DescribeStreamSummary`) failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestFailure {
@@ -577,7 +580,12 @@ struct ErrorLog {
 
 impl ErrorLog {
     fn failed(&mut self, stream: &str, f: &RequestFailure, records: usize) {
-        let key = f.code.clone().unwrap_or_else(|| f.message.clone());
+        // By code, or by kind when there is none: the texts of timeouts
+        // and connection errors vary in details.
+        let key = f
+            .code
+            .clone()
+            .unwrap_or_else(|| format!("{:?}, outcome unknown: {}", f.class, f.outcome_unknown));
         if self.last.as_deref() == Some(key.as_str()) {
             return;
         }
@@ -617,9 +625,17 @@ pub async fn sender<A: PutRecordsApi>(
     tel: Arc<SenderTelemetry>,
 ) -> Result<(), SinkError> {
     let mut log = ErrorLog::default();
-    let mut sync_tick = tokio::time::interval(Duration::from_secs(30));
+    let mut sync_tick = tokio::time::interval(SYNC_EVERY);
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut synced_at = tokio::time::Instant::now();
     while !give_up.is_cancelled() {
+        // Busy or idle, appends and acks reach the disk now and then (a
+        // crash then replays at most this much, a power loss loses at most
+        // this much).
+        if synced_at.elapsed() >= SYNC_EVERY {
+            from.sync().await?;
+            synced_at = tokio::time::Instant::now();
+        }
         let job = match from.next().await? {
             Next::Queued(batch) => Job {
                 pending: batch,
@@ -633,7 +649,7 @@ pub async fn sender<A: PutRecordsApi>(
             Next::Empty(false) => {
                 tokio::select! {
                     _ = from.ready.notified() => {}
-                    _ = sync_tick.tick() => from.sync().await?,
+                    _ = sync_tick.tick() => {}
                     _ = give_up.cancelled() => {}
                 }
                 continue;
