@@ -35,8 +35,11 @@
 //! the outcome of a send is unknown and the record is sent again:
 //!
 //! - a `PutRecords` request that timed out, or whose connection dropped
-//!   after the request was sent, or whose response is unreadable, is
-//!   retried whole: Kinesis may already have stored some or all of it;
+//!   after the request was sent, or whose response is unreadable or a 5xx,
+//!   or that was cut off at the shutdown deadline, is retried whole (or
+//!   spooled and sent by the next run): Kinesis may already have stored
+//!   some or all of it. The sender counts these requests
+//!   (`unknown_outcome` in the stats);
 //! - after a crash, spooled records whose acknowledgement had not been
 //!   synced to disk yet are replayed ([`spool`] docs).
 //!
