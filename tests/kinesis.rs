@@ -595,3 +595,70 @@ fn hung_endpoint_counts_unknown_outcomes_and_shutdown_spools_in_time() {
     assert_eq!(finished_field(&err, "records_sent"), 0, "{err}");
     assert_eq!(finished_field(&err, "spool_records"), lines_in, "{err}");
 }
+
+#[test]
+fn spool_full_drops_oldest_counts_them_and_delivers_the_rest() {
+    let dir = TempDir::new("full");
+    // ~22 000 lines: more than a 2 MiB spool holds.
+    let file = repeated_recording(&dir, 60);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let source = format!("file:{}", file.display());
+    let spool = dir.path("spool");
+    let spool_s = spool.to_str().unwrap().to_owned();
+    let first = run_cmd(&[
+        "--source",
+        &source,
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        &spool_s,
+        "--spool-max-bytes",
+        "2MiB",
+        "--shutdown-timeout",
+        "1s",
+        "--retry-max-ms",
+        "100",
+    ])
+    .spawn()
+    .expect("start run");
+    let (status, err1) = finish(first, Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{err1}");
+    assert!(err1.contains("spool full"), "{err1}");
+    let lines_in = finished_field(&err1, "lines_in");
+    let dropped = finished_field(&err1, "spool_dropped");
+    let kept = finished_field(&err1, "spool_records");
+    assert!(dropped > 0 && kept > 0, "{err1}");
+    assert_eq!(
+        dropped + kept,
+        lines_in,
+        "every line kept or counted\n{err1}"
+    );
+    assert!(finished_field(&err1, "spool_bytes") <= 2 << 20, "{err1}");
+
+    let moto = Moto::start_on(port);
+    create_stream(&url, "S", 2);
+    let empty = dir.path("empty.cu8");
+    std::fs::write(&empty, b"").unwrap();
+    let empty_source = format!("file:{}", empty.display());
+    let second = run_cmd(&[
+        "--source",
+        &empty_source,
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &moto.url(),
+        "--spool-dir",
+        &spool_s,
+        "--shutdown-timeout",
+        "60s",
+    ])
+    .spawn()
+    .expect("restart run");
+    let (status, err2) = finish(second, Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{err2}");
+    let (_, records) = stream_lines(&read_stream(&moto.url(), "S"));
+    assert_eq!(records as u64, kept, "{err2}");
+}

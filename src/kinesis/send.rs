@@ -449,7 +449,7 @@ fn append_all(
             // here: count it and go on.
             Err(e @ (SpoolError::TooLarge { .. } | SpoolError::Record(_))) => {
                 warn!("cannot spool a record: {e}");
-                SenderTelemetry::add(&tel.spool_dropped, 1);
+                SenderTelemetry::add(&tel.lines_refused, r.line_count() as u64);
             }
             Err(e) => return Err(e.into()),
         }
