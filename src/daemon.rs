@@ -5,7 +5,10 @@
 //! sdr thread ──sync_channel(4 buffers)──▶ demod thread ──tokio mpsc, try_send──▶ track task
 //!   (sim / file,                           (IqDecoder +          full: drop and    (Tracker,
 //!    paced or not)                          modes::parse)        count             SbsLine)
-//!                                                          ──tokio mpsc──▶ sink task (stdout)
+//!                                                          ──tokio mpsc──▶ sink
+//!
+//! sink = stdout task, or (--stream) the Kinesis sink of kinesis::send:
+//!        batch task ──queue / spool──▶ sender task ──▶ PutRecords
 //! ```
 //!
 //! The radio is never slowed down: a paced source (the simulator, a file
@@ -17,7 +20,12 @@
 //! Shutdown is injected ([`run`] takes a future, as mini-redis does): it
 //! cancels a [`CancellationToken`], the sdr thread returns, and dropping
 //! each stage's sender closes the next one, so every stage drains what it
-//! holds and the sink flushes last. The end of a file does the same.
+//! holds and the sink flushes last. The end of a file does the same. The
+//! Kinesis sink then keeps sending for `shutdown_timeout` and spools what
+//! is left; the next start sends the spool first.
+//!
+//! With `--stream`, region, credentials and the stream are checked before
+//! any thread starts, so a misconfiguration is one error line and exit 1.
 
 use std::fs::File;
 use std::future::Future;
@@ -1186,13 +1194,14 @@ async fn kinesis_sink(
     Ok(())
 }
 
-/// Runs the pipeline with SBS lines on stdout until the input ends or
-/// `shutdown` completes, then drains and flushes every stage.
+/// Runs the pipeline until the input ends or `shutdown` completes, then
+/// drains and flushes every stage. SBS lines go to stdout, or to Kinesis
+/// when the config names a stream.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<RunStats, RunError> {
     run_to(config, tokio::io::stdout(), shutdown).await
 }
 
-/// [`run`] writing the lines to `out`.
+/// [`run`] writing the lines to `out` (unused with a Kinesis stream).
 pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
     config: Config,
     out: W,
