@@ -205,11 +205,16 @@ fn sigterm(child: &Child) {
 
 /// A number from the last `kinesis finished` log line: `field=N`.
 fn finished_field(stderr: &str, field: &str) -> u64 {
+    log_field(stderr, "kinesis finished", field)
+}
+
+/// A number `field=N` from the last log line containing `marker`.
+fn log_field(stderr: &str, marker: &str, field: &str) -> u64 {
     let line = stderr
         .lines()
         .rev()
-        .find(|l| l.contains("kinesis finished"))
-        .unwrap_or_else(|| panic!("no 'kinesis finished' line\n{stderr}"));
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker:?} line\n{stderr}"));
     let pat = format!(" {field}=");
     let at = line
         .find(&pat)
@@ -316,11 +321,25 @@ fn outage_mid_run_loses_nothing() {
     assert!(status.success(), "{status:?}\n{err}");
     let (got, _) = stream_lines(&read_stream(&moto.url(), "S"));
     let want = decoded_lines(&file);
-    // Nothing lost; nothing duplicated (connection refused is a known
-    // outcome: nothing was stored).
+    // Nothing lost, nothing duplicated, between the sink and the stream
+    // (connection refused is a known outcome: nothing was stored).
     assert_eq!(finished_field(&err, "unknown_outcome"), 0, "{err}");
-    assert_eq!(total(&got), total(&want), "{err}");
-    assert_eq!(got, want);
+    assert_eq!(
+        total(&got) as u64,
+        finished_field(&err, "lines_in"),
+        "{err}"
+    );
+    for (k, n) in &got {
+        assert!(want.get(k).is_some_and(|w| w >= n), "unexpected {k:?} x{n}");
+    }
+    // A real-time source drops sample buffers, like a radio, if this
+    // machine cannot keep up; when it did keep up, the stream holds
+    // exactly what decode prints.
+    if log_field(&err, "finished frames=", "buffers_dropped") == 0
+        && log_field(&err, "finished frames=", "frames_dropped") == 0
+    {
+        assert_eq!(got, want);
+    }
     assert!(finished_field(&err, "records_retried") > 0, "{err}");
     assert!(
         finished_field(&err, "spooled_batches") > 0,
