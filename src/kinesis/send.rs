@@ -58,7 +58,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::batch::{check_request, failed_entries, Batcher, EntryResult, ErrorClass};
-use super::record::{Packer, Record, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES};
+use super::record::{
+    Packer, PackerConfigError, Record, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES,
+};
 use super::spool::{Spool, SpoolError, SpoolPos};
 use crate::sbs::SbsLine;
 
@@ -277,6 +279,8 @@ pub enum SinkError {
     Spool(#[from] SpoolError),
     #[error("a spool worker thread panicked")]
     Panicked,
+    #[error(transparent)]
+    Packer(#[from] PackerConfigError),
 }
 
 /// What the sender takes next.
@@ -465,8 +469,8 @@ pub struct BatchOptions {
     pub linger: Duration,
 }
 
-/// The batch task: SBS lines in (keyed by their ICAO address), batches out to the sender (or
-/// the spool). Everything held is flushed every `linger`, when a batch is
+/// The batch task: SBS lines in (keyed by their ICAO address), batches out
+/// to the sender (or the spool). Everything held is flushed every `linger`, when a batch is
 /// full, and when the input closes. Returns once the last batch is handed
 /// on and the sender told that no more will come.
 pub async fn batch_stage(
@@ -475,12 +479,13 @@ pub async fn batch_stage(
     opts: BatchOptions,
     tel: Arc<SenderTelemetry>,
 ) -> Result<(), SinkError> {
-    // Options were validated with the config.
     let mut packer = match Packer::new(opts.pack_lines, opts.max_record_bytes) {
         Ok(p) => p,
         Err(e) => {
-            error!("{e}");
-            return Ok(());
+            // The config is validated before this runs; if not, say so
+            // and let the sender finish.
+            out.close_input().await?;
+            return Err(e.into());
         }
     };
     let mut batcher = Batcher::new(opts.linger);
@@ -537,13 +542,14 @@ fn push(
     ready: &mut Vec<Vec<Record>>,
     tel: &SenderTelemetry,
 ) {
+    let lines = record.line_count() as u64;
     match batcher.push(record, tokio::time::Instant::now().into_std()) {
         Ok(Some(batch)) => ready.push(batch),
         Ok(None) => {}
         // The packer only makes records within the limits.
         Err(e) => {
             warn!("record dropped: {e}");
-            SenderTelemetry::add(&tel.lines_refused, 1);
+            SenderTelemetry::add(&tel.lines_refused, lines);
         }
     }
 }
