@@ -5,7 +5,10 @@
 //! sdr thread ──sync_channel(4 buffers)──▶ demod thread ──tokio mpsc, try_send──▶ track task
 //!   (sim / file,                           (IqDecoder +          full: drop and    (Tracker,
 //!    paced or not)                          modes::parse)        count             SbsLine)
-//!                                                          ──tokio mpsc──▶ sink task (stdout)
+//!                                                          ──tokio mpsc──▶ sink
+//!
+//! sink = stdout task, or (--stream) the Kinesis sink of kinesis::send:
+//!        batch task ──queue / spool──▶ sender task ──▶ PutRecords
 //! ```
 //!
 //! The radio is never slowed down: a paced source (the simulator, a file
@@ -17,7 +20,12 @@
 //! Shutdown is injected ([`run`] takes a future, as mini-redis does): it
 //! cancels a [`CancellationToken`], the sdr thread returns, and dropping
 //! each stage's sender closes the next one, so every stage drains what it
-//! holds and the sink flushes last. The end of a file does the same.
+//! holds and the sink flushes last. The end of a file does the same. The
+//! Kinesis sink then keeps sending for `shutdown_timeout` and spools what
+//! is left; the next start sends the spool first.
+//!
+//! With `--stream`, region, credentials and the stream are checked before
+//! any thread starts, so a misconfiguration is one error line and exit 1.
 
 use std::fs::File;
 use std::future::Future;
@@ -39,6 +47,16 @@ use tracing::{info, warn};
 use crate::decoder::{IqDecoder, CHUNK_BYTES};
 use crate::demod::Rate;
 use crate::iq::SampleFormat;
+#[cfg(feature = "aws")]
+use crate::kinesis::aws;
+use crate::kinesis::batch::DEFAULT_LINGER;
+use crate::kinesis::record::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_PACK_LINES, MAX_RECORD_BYTES};
+use crate::kinesis::send::{
+    self, BatchOptions, Handoff, RetryPolicy, SenderOptions, SenderStats, SenderTelemetry,
+    SinkError,
+};
+use crate::kinesis::spool::{self, Spool, SpoolError, SpoolOptions};
+use crate::kinesis::target::{check_endpoint_url, StreamId};
 use crate::modes::accept::Received;
 use crate::modes::{self, Frame};
 use crate::sbs::{generated_ms, unix_ms_now, SbsLine};
@@ -51,6 +69,18 @@ pub const ENV_PREFIX: &str = "ADSB_KINESIS_";
 
 /// Longest stats interval, seconds (one day).
 const MAX_STATS_INTERVAL: f64 = 86_400.0;
+/// Longest duration any option takes, seconds (one day).
+const MAX_DURATION_S: f64 = 86_400.0;
+/// Longest `--linger`: Kinesis has no limit, but records older than this
+/// in memory are a risk, not a batch.
+const MAX_LINGER: Duration = Duration::from_secs(60);
+/// Most lines packed into one record (`--pack-lines`).
+const MAX_PACK_LINES: usize = 10_000;
+/// Smallest `--max-record-bytes`: a key and one short SBS line.
+const MIN_MAX_RECORD_BYTES: usize = 256;
+/// Smallest `--spool-max-bytes`: room for a largest record and a segment
+/// beside it.
+const MIN_SPOOL_BYTES: u64 = 2 * 1024 * 1024;
 /// Sample buffers between the sdr and demod threads (~55 ms at 2.4 MS/s).
 const SAMPLE_BUFFERS: usize = 4;
 /// Decoded frames between the demod thread and the track task.
@@ -131,6 +161,49 @@ pub fn parse_sample_rate(s: &str) -> Result<u32, String> {
     }
 }
 
+/// A duration: a number with `ms`, `s` or `m` (`500ms`, `10s`, `1.5m`);
+/// a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * scale <= MAX_DURATION_S => {
+            Ok(Duration::from_secs_f64(v * scale))
+        }
+        _ => Err(format!(
+            "{s:?} is not a duration (like 500ms, 10s, 2m; at most one day)"
+        )),
+    }
+}
+
+/// A size in bytes: a whole number, optionally with `KiB`, `MiB` or `GiB`
+/// (`25KiB`, `256MiB`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, scale) = [
+        ("KiB", 1u64 << 10),
+        ("MiB", 1 << 20),
+        ("GiB", 1 << 30),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, scale)| t.strip_suffix(suffix).map(|n| (n, *scale)))
+    .unwrap_or((t, 1));
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("{s:?} is not a size (bytes, or a number with KiB, MiB, GiB)"))
+}
+
 /// Everything `run` needs. Merged from, lowest first: these defaults, the
 /// TOML file (`--config`), `ADSB_KINESIS_<FIELD>` environment variables,
 /// then command-line flags.
@@ -161,6 +234,46 @@ pub struct Config {
     pub lon: Option<f64>,
     /// Bits of error repair for DF11/17/18: 0, 1 or 2.
     pub fix: u8,
+    /// Kinesis data stream name. Without `stream` or `stream_arn` the
+    /// sink is stdout (SBS lines).
+    pub stream: Option<String>,
+    /// Kinesis data stream ARN (instead of `stream`).
+    pub stream_arn: Option<String>,
+    /// AWS region; default: the AWS default chain (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// Kinesis endpoint (LocalStack, moto, a VPC endpoint), `http(s)://...`.
+    pub endpoint_url: Option<String>,
+    /// AWS shared-config profile; default: `AWS_PROFILE` or `default`.
+    pub profile: Option<String>,
+    /// Up to this many consecutive lines of one aircraft per record.
+    pub pack_lines: usize,
+    /// Largest record, data + partition key, bytes (`"25KiB"` in TOML as
+    /// a string, or a number).
+    #[serde(deserialize_with = "de_size_usize")]
+    pub max_record_bytes: usize,
+    /// Longest time a record waits in memory before its batch is sent
+    /// (`"500ms"`, or seconds as a number).
+    #[serde(deserialize_with = "de_duration")]
+    pub linger: Duration,
+    /// Spool directory; default `$STATE_DIRECTORY` (systemd) or `./spool`.
+    pub spool_dir: Option<PathBuf>,
+    /// Cap on the spool's size on disk; beyond it the oldest records are
+    /// dropped and counted.
+    #[serde(deserialize_with = "de_size")]
+    pub spool_max_bytes: u64,
+    /// At SIGTERM/SIGINT or the end of a file: how long to keep sending
+    /// before the rest goes to the spool.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_timeout: Duration,
+    /// First retry pause bound, milliseconds (tests shorten it).
+    pub retry_base_ms: u64,
+    /// Largest retry pause, milliseconds.
+    pub retry_max_ms: u64,
+    /// Pause between retries after a configuration error (stream missing,
+    /// access denied), milliseconds.
+    pub config_retry_ms: u64,
+    /// Bound on one PutRecords attempt, milliseconds.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -174,6 +287,21 @@ impl Default for Config {
             lat: None,
             lon: None,
             fix: 1,
+            stream: None,
+            stream_arn: None,
+            region: None,
+            endpoint_url: None,
+            profile: None,
+            pack_lines: DEFAULT_PACK_LINES,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            linger: DEFAULT_LINGER,
+            spool_dir: None,
+            spool_max_bytes: spool::DEFAULT_MAX_BYTES,
+            shutdown_timeout: Duration::from_secs(10),
+            retry_base_ms: 100,
+            retry_max_ms: 10_000,
+            config_retry_ms: 60_000,
+            request_timeout_ms: 10_000,
         }
     }
 }
@@ -185,6 +313,40 @@ where
 {
     let s = String::deserialize(d)?;
     s.parse().map_err(serde::de::Error::custom)
+}
+
+/// A number or a string with units, parsed by `parse`.
+fn de_units<'de, D: Deserializer<'de>, T>(
+    d: D,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Int(u64),
+        Float(f64),
+        Text(String),
+    }
+    let text = match Value::deserialize(d)? {
+        Value::Int(n) => n.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Text(s) => s,
+    };
+    parse(&text).map_err(serde::de::Error::custom)
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_units(d, parse_duration)
+}
+
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_units(d, parse_size)
+}
+
+fn de_size_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    de_units(d, |s| {
+        parse_size(s).and_then(|n| usize::try_from(n).map_err(|_| format!("{s:?} is too large")))
+    })
 }
 
 fn de_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
@@ -312,6 +474,52 @@ impl Config {
         if let Some(v) = get(&env, "fix", num)? {
             self.fix = v;
         }
+        let text = |s: &str| Ok::<_, String>(s.trim().to_owned());
+        if let Some(v) = get(&env, "stream", text)? {
+            self.stream = Some(v);
+        }
+        if let Some(v) = get(&env, "stream_arn", text)? {
+            self.stream_arn = Some(v);
+        }
+        if let Some(v) = get(&env, "region", text)? {
+            self.region = Some(v);
+        }
+        if let Some(v) = get(&env, "endpoint_url", text)? {
+            self.endpoint_url = Some(v);
+        }
+        if let Some(v) = get(&env, "profile", text)? {
+            self.profile = Some(v);
+        }
+        if let Some(v) = get(&env, "pack_lines", num)? {
+            self.pack_lines = v;
+        }
+        if let Some(v) = get(&env, "max_record_bytes", parse_size)? {
+            self.max_record_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = get(&env, "linger", parse_duration)? {
+            self.linger = v;
+        }
+        if let Some(v) = get(&env, "spool_dir", text)? {
+            self.spool_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get(&env, "spool_max_bytes", parse_size)? {
+            self.spool_max_bytes = v;
+        }
+        if let Some(v) = get(&env, "shutdown_timeout", parse_duration)? {
+            self.shutdown_timeout = v;
+        }
+        if let Some(v) = get(&env, "retry_base_ms", num)? {
+            self.retry_base_ms = v;
+        }
+        if let Some(v) = get(&env, "retry_max_ms", num)? {
+            self.retry_max_ms = v;
+        }
+        if let Some(v) = get(&env, "config_retry_ms", num)? {
+            self.config_retry_ms = v;
+        }
+        if let Some(v) = get(&env, "request_timeout_ms", num)? {
+            self.request_timeout_ms = v;
+        }
         Ok(())
     }
 
@@ -350,12 +558,114 @@ impl Config {
         if self.fix > 2 {
             return Err(invalid("fix", format!("{} is not 0, 1 or 2", self.fix)));
         }
+        if self.stream.is_some() && self.stream_arn.is_some() {
+            return Err(invalid("stream_arn", "give stream or stream_arn, not both"));
+        }
+        for (field, v) in [
+            ("stream", &self.stream),
+            ("stream_arn", &self.stream_arn),
+            ("region", &self.region),
+            ("profile", &self.profile),
+        ] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(invalid(field, "is empty"));
+            }
+        }
+        if let Some(name) = &self.stream {
+            // CreateStream: StreamName 1-128 of [a-zA-Z0-9_.-].
+            if name.len() > 128
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            {
+                return Err(invalid(
+                    "stream",
+                    format!("{name:?} is not a stream name (1-128 of a-z A-Z 0-9 _ . -)"),
+                ));
+            }
+        }
+        if let Some(arn) = &self.stream_arn {
+            if !(arn.starts_with("arn:") && arn.contains(":kinesis:") && arn.contains(":stream/")) {
+                return Err(invalid(
+                    "stream_arn",
+                    format!("{arn:?} is not a Kinesis stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)"),
+                ));
+            }
+        }
+        if let Some(url) = &self.endpoint_url {
+            if let Err(reason) = check_endpoint_url(url) {
+                return Err(invalid("endpoint_url", format!("{url:?}: {reason}")));
+            }
+        }
+        if !(1..=MAX_PACK_LINES).contains(&self.pack_lines) {
+            return Err(invalid(
+                "pack_lines",
+                format!("{} is not within 1..={MAX_PACK_LINES}", self.pack_lines),
+            ));
+        }
+        if !(MIN_MAX_RECORD_BYTES..=MAX_RECORD_BYTES).contains(&self.max_record_bytes) {
+            return Err(invalid(
+                "max_record_bytes",
+                format!(
+                    "{} is not within {MIN_MAX_RECORD_BYTES}..={MAX_RECORD_BYTES} (the Kinesis record limit, 1 MiB)",
+                    self.max_record_bytes
+                ),
+            ));
+        }
+        if self.linger > MAX_LINGER {
+            return Err(invalid(
+                "linger",
+                format!("{:?} is longer than {MAX_LINGER:?}", self.linger),
+            ));
+        }
+        if self.spool_max_bytes < MIN_SPOOL_BYTES {
+            return Err(invalid(
+                "spool_max_bytes",
+                format!(
+                    "{} is below {MIN_SPOOL_BYTES} (2 MiB)",
+                    self.spool_max_bytes
+                ),
+            ));
+        }
+        for (field, ms) in [
+            ("retry_base_ms", self.retry_base_ms),
+            ("retry_max_ms", self.retry_max_ms),
+            ("config_retry_ms", self.config_retry_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+        ] {
+            if !(1..=MAX_DURATION_S as u64 * 1000).contains(&ms) {
+                return Err(invalid(
+                    field,
+                    format!("{ms} is not within 1 ms and one day"),
+                ));
+            }
+        }
         if self.source == Source::Sim {
             self.sim_config()
                 .validate()
                 .map_err(|e| invalid("lat", e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The stream to write to, if the sink is Kinesis.
+    pub fn stream_id(&self) -> Option<StreamId> {
+        match (&self.stream, &self.stream_arn) {
+            (_, Some(arn)) => Some(StreamId::Arn(arn.clone())),
+            (Some(name), None) => Some(StreamId::Name(name.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// `spool_dir`, else the first of `$STATE_DIRECTORY` (systemd's
+    /// `StateDirectory=`), else `./spool`.
+    pub fn spool_dir(&self, env: impl Fn(&str) -> Option<String>) -> PathBuf {
+        if let Some(d) = &self.spool_dir {
+            return d.clone();
+        }
+        env("STATE_DIRECTORY")
+            .and_then(|v| v.split(':').find(|p| !p.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("spool"))
     }
 
     fn receiver(&self) -> Option<(f64, f64)> {
@@ -390,6 +700,16 @@ pub enum RunError {
     Spawn(io::Error),
     #[error("the {0} stage panicked")]
     Panicked(&'static str),
+    #[cfg(feature = "aws")]
+    #[error(transparent)]
+    Aws(#[from] aws::StartError),
+    #[cfg(not(feature = "aws"))]
+    #[error("--stream needs the Kinesis sink: this build has no `aws` feature")]
+    NoAws,
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("kinesis sink: {0}")]
+    Sink(#[from] SinkError),
 }
 
 /// Counters, kept together: the stages add, the stats task reads.
@@ -402,6 +722,8 @@ struct Telemetry {
     buffers_dropped: AtomicU64,
     lines: AtomicU64,
     aircraft: AtomicU64,
+    /// The Kinesis sink's counters, when it is the sink.
+    sender: Option<Arc<SenderTelemetry>>,
 }
 
 /// A copy of the counters at one moment.
@@ -410,8 +732,11 @@ pub struct RunStats {
     pub frames_by_df: [u64; 25],
     pub frames_dropped: u64,
     pub buffers_dropped: u64,
+    /// SBS lines written to stdout, or stored in Kinesis.
     pub lines: u64,
     pub aircraft: u64,
+    /// The Kinesis sink's counters (all zero with the stdout sink).
+    pub sender: SenderStats,
 }
 
 impl RunStats {
@@ -423,12 +748,18 @@ impl RunStats {
 impl Telemetry {
     fn snapshot(&self) -> RunStats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let sender = self
+            .sender
+            .as_ref()
+            .map(|s| s.snapshot())
+            .unwrap_or_default();
         RunStats {
             frames_by_df: std::array::from_fn(|i| get(&self.frames_by_df[i])),
             frames_dropped: get(&self.frames_dropped),
             buffers_dropped: get(&self.buffers_dropped),
-            lines: get(&self.lines),
+            lines: get(&self.lines) + sender.lines_sent,
             aircraft: get(&self.aircraft),
+            sender,
         }
     }
 
@@ -454,8 +785,33 @@ impl Telemetry {
             aircraft = now.aircraft,
             "stats"
         );
+        if self.sender.is_some() {
+            log_sender("stats", &now.sender);
+        }
         now
     }
+}
+
+/// The Kinesis sink's half of a stats line (and of the final summary).
+fn log_sender(what: &str, s: &SenderStats) {
+    info!(
+        lines_in = s.lines_in,
+        records_sent = s.records_sent,
+        bytes_sent = s.bytes_sent,
+        lines_sent = s.lines_sent,
+        put_records_calls = s.put_calls,
+        records_retried = s.records_retried,
+        records_failed = s.records_failed,
+        throttles = s.throttles,
+        unknown_outcome = s.unknown_outcome,
+        lines_refused = s.lines_refused,
+        spool_records = s.spool_records,
+        spool_bytes = s.spool_bytes,
+        spool_oldest_s = s.spool_oldest_s,
+        spool_dropped = s.spool_dropped,
+        spooled_batches = s.spooled_batches,
+        "kinesis {what}"
+    );
 }
 
 /// One decoded frame on its way to the track task.
@@ -665,13 +1021,187 @@ async fn line_sink<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Runs the pipeline with SBS lines on stdout until the input ends or
-/// `shutdown` completes, then drains and flushes every stage.
+/// The Kinesis sink, set up and checked before the pipeline starts.
+struct KinesisSink {
+    api: Api,
+    handoff: Handoff,
+    tel: Arc<SenderTelemetry>,
+    batch: BatchOptions,
+    sender: SenderOptions,
+    shutdown_timeout: Duration,
+}
+
+/// The Kinesis API the sender calls.
+#[cfg(feature = "aws")]
+type Api = aws::Kinesis;
+
+/// Built without the `aws` feature there is no Kinesis API.
+#[cfg(not(feature = "aws"))]
+enum Api {}
+
+#[cfg(not(feature = "aws"))]
+impl send::PutRecordsApi for Api {
+    async fn put_records(
+        &self,
+        _: &[crate::kinesis::Record],
+    ) -> Result<Vec<crate::kinesis::EntryResult>, send::RequestFailure> {
+        match *self {}
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+async fn connect(_: &Config, _: &StreamId) -> Result<Api, RunError> {
+    Err(RunError::NoAws)
+}
+
+/// The SDK client, with region, credentials and the stream checked.
+#[cfg(feature = "aws")]
+async fn connect(config: &Config, stream: &StreamId) -> Result<Api, RunError> {
+    let opts = aws::AwsOptions {
+        region: config.region.clone(),
+        endpoint_url: config.endpoint_url.clone(),
+        profile: config.profile.clone(),
+        request_timeout: Duration::from_millis(config.request_timeout_ms),
+    };
+    let (client, region) = aws::client(&opts).await?;
+    let api = aws::Kinesis {
+        client,
+        stream: stream.clone(),
+    };
+    // A definite "no such stream" or "access denied" is an error now. If
+    // Kinesis cannot be reached (no network at boot), start anyway: the
+    // records spool until it answers, and a later configuration error is
+    // logged and retried slowly.
+    match api.describe().await {
+        Ok(s) => info!(
+            stream = %stream,
+            region = %region,
+            status = %s.status,
+            open_shards = s.open_shards,
+            "kinesis stream found"
+        ),
+        Err(failure) if failure.class == crate::kinesis::ErrorClass::Configuration => {
+            return Err(aws::StartError::Stream {
+                stream: stream.to_string(),
+                region,
+                failure,
+            }
+            .into());
+        }
+        Err(f) => warn!(
+            stream = %stream,
+            "cannot check the stream yet ({f}); starting anyway, records spool until Kinesis answers"
+        ),
+    }
+    Ok(api)
+}
+
+/// Kinesis reachable (or not yet), spool opened and recovered.
+async fn start_kinesis(config: &Config, stream: StreamId) -> Result<KinesisSink, RunError> {
+    let api = connect(config, &stream).await?;
+    let dir = config.spool_dir(|k| std::env::var(k).ok());
+    let spool_opts = SpoolOptions {
+        max_bytes: config.spool_max_bytes,
+        segment_bytes: spool::DEFAULT_SEGMENT_BYTES.min(config.spool_max_bytes / 4),
+    };
+    let (spool, recovery) = tokio::task::spawn_blocking(move || Spool::open(dir, spool_opts))
+        .await
+        .map_err(|_| RunError::Panicked("spool open"))??;
+    if recovery.corrupt_bytes > 0 {
+        warn!(
+            dir = %spool.dir().display(),
+            segments = recovery.corrupt_segments,
+            bytes = recovery.corrupt_bytes,
+            "spool: skipped a torn or corrupt tail"
+        );
+    }
+    if recovery.dropped.records > 0 {
+        warn!(
+            records = recovery.dropped.records,
+            "spool: over spool-max-bytes at start, dropped the oldest records"
+        );
+    }
+    info!(
+        dir = %spool.dir().display(),
+        records = recovery.records,
+        "spool opened; its records are sent before new data"
+    );
+    let tel = Arc::new(SenderTelemetry::default());
+    Ok(KinesisSink {
+        api,
+        handoff: Handoff::new(spool, tel.clone()),
+        tel,
+        batch: BatchOptions {
+            pack_lines: config.pack_lines,
+            max_record_bytes: config.max_record_bytes,
+            linger: config.linger,
+        },
+        sender: SenderOptions {
+            stream: stream.to_string(),
+            retry: RetryPolicy {
+                base: Duration::from_millis(config.retry_base_ms),
+                cap: Duration::from_millis(config.retry_max_ms),
+                config_retry: Duration::from_millis(config.config_retry_ms),
+            },
+        },
+        shutdown_timeout: config.shutdown_timeout,
+    })
+}
+
+/// The Kinesis sink: the batch task and the sender task. `stopping` is
+/// cancelled at shutdown; the sender keeps going for `shutdown_timeout`
+/// after that or after the input ends, then spools the rest.
+async fn kinesis_sink(
+    k: KinesisSink,
+    rx: mpsc::Receiver<SbsLine>,
+    stopping: CancellationToken,
+) -> Result<(), RunError> {
+    let give_up = CancellationToken::new();
+    let timer = {
+        let (stopping, give_up) = (stopping.clone(), give_up.clone());
+        let after = k.shutdown_timeout;
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            tokio::time::sleep(after).await;
+            give_up.cancel();
+        })
+    };
+    let batch = {
+        let (handoff, tel, stopping) = (k.handoff.clone(), k.tel.clone(), stopping.clone());
+        tokio::spawn(async move {
+            let r = send::batch_stage(rx, handoff, k.batch, tel).await;
+            // The input has ended (or shutdown drained it): the deadline runs.
+            stopping.cancel();
+            r
+        })
+    };
+    let sender = tokio::spawn(send::sender(
+        k.api,
+        k.handoff.clone(),
+        k.sender,
+        give_up,
+        k.tel.clone(),
+    ));
+    let batch_result = batch.await.map_err(|_| RunError::Panicked("batch"));
+    let sender_result = sender.await.map_err(|_| RunError::Panicked("sender"));
+    timer.abort();
+    // Batches handed to the spool after the sender stopped are on disk;
+    // make them and the ack position durable.
+    let synced = k.handoff.sync().await;
+    batch_result??;
+    sender_result??;
+    synced?;
+    Ok(())
+}
+
+/// Runs the pipeline until the input ends or `shutdown` completes, then
+/// drains and flushes every stage. SBS lines go to stdout, or to Kinesis
+/// when the config names a stream.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<RunStats, RunError> {
     run_to(config, tokio::io::stdout(), shutdown).await
 }
 
-/// [`run`] writing the lines to `out`.
+/// [`run`] writing the lines to `out` (unused with a Kinesis stream).
 pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
     config: Config,
     out: W,
@@ -713,10 +1243,18 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
             )
         }
     };
+    let kinesis = match config.stream_id() {
+        Some(stream) => Some(start_kinesis(&config, stream).await?),
+        None => None,
+    };
     info!(source = %config.source, sample_rate = rate.hz(), paced, "starting");
 
     let token = CancellationToken::new();
-    let tel = Arc::new(Telemetry::default());
+    let stopping = CancellationToken::new();
+    let tel = Arc::new(Telemetry {
+        sender: kinesis.as_ref().map(|k| k.tel.clone()),
+        ..Telemetry::default()
+    });
     let start_ms = unix_ms_now();
     let pacer = paced.then(|| Pacer {
         start: Instant::now(),
@@ -752,7 +1290,13 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
         start_ms,
         tel.clone(),
     ));
-    let sink = tokio::spawn(line_sink(line_rx, out, tel.clone()));
+    let sink = match kinesis {
+        None => {
+            let tel = tel.clone();
+            tokio::spawn(async move { line_sink(line_rx, out, tel).await.map_err(RunError::Write) })
+        }
+        Some(k) => tokio::spawn(kinesis_sink(k, line_rx, stopping.clone())),
+    };
     let stats_stop = CancellationToken::new();
     let stats = {
         let (stop, tel) = (stats_stop.clone(), tel.clone());
@@ -780,6 +1324,7 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
         () = &mut shutdown => {
             info!("shutting down: stopping the source, draining the pipeline");
             token.cancel();
+            stopping.cancel();
             (&mut finished).await
         }
     };
@@ -798,9 +1343,7 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
         );
     }
     track_result.map_err(|_| RunError::Panicked("track"))?;
-    sink_result
-        .map_err(|_| RunError::Panicked("sink"))?
-        .map_err(RunError::Write)?;
+    sink_result.map_err(|_| RunError::Panicked("sink"))??;
     let end = tel.snapshot();
     info!(
         frames = end.frames(),
@@ -810,6 +1353,9 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
         aircraft = end.aircraft,
         "finished"
     );
+    if tel.sender.is_some() {
+        log_sender("finished", &end.sender);
+    }
     Ok(end)
 }
 
@@ -868,6 +1414,143 @@ mod tests {
         let e = Config::load(None, env(&[("ADSB_KINESIS_SOURCE", "bogus")])).unwrap_err();
         assert!(e.to_string().starts_with("ADSB_KINESIS_SOURCE: "), "{e}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn kinesis_fields_from_toml_env_and_defaults() {
+        let d = Config::default();
+        assert_eq!(d.stream_id(), None);
+        assert_eq!(d.pack_lines, 1);
+        assert_eq!(d.max_record_bytes, 25 * 1024);
+        assert_eq!(d.linger, Duration::from_millis(500));
+        assert_eq!(d.spool_max_bytes, 256 << 20);
+        assert_eq!(d.shutdown_timeout, Duration::from_secs(10));
+        let c = Config::from_toml(
+            "stream = \"adsb\"\npack_lines = 50\nmax_record_bytes = \"64KiB\"\nlinger = \"250ms\"\nspool_max_bytes = \"8MiB\"\nshutdown_timeout = 3\nregion = \"eu-west-1\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.stream_id(), Some(StreamId::Name("adsb".into())));
+        assert_eq!(c.pack_lines, 50);
+        assert_eq!(c.max_record_bytes, 64 * 1024);
+        assert_eq!(c.linger, Duration::from_millis(250));
+        assert_eq!(c.spool_max_bytes, 8 << 20);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+        c.validate().unwrap();
+
+        let c = Config::load(
+            None,
+            env(&[
+                (
+                    "ADSB_KINESIS_STREAM_ARN",
+                    "arn:aws:kinesis:eu-west-1:123456789012:stream/adsb",
+                ),
+                ("ADSB_KINESIS_LINGER", "1s"),
+                ("ADSB_KINESIS_RETRY_BASE_MS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert!(matches!(c.stream_id(), Some(StreamId::Arn(_))));
+        assert_eq!(c.linger, Duration::from_secs(1));
+        assert_eq!(c.retry_base_ms, 5);
+        c.validate().unwrap();
+        let e = Config::load(None, env(&[("ADSB_KINESIS_SPOOL_MAX_BYTES", "lots")])).unwrap_err();
+        assert!(
+            e.to_string().starts_with("ADSB_KINESIS_SPOOL_MAX_BYTES: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn spool_dir_default_follows_systemd() {
+        let c = Config::default();
+        assert_eq!(c.spool_dir(env(&[])), PathBuf::from("spool"));
+        assert_eq!(
+            c.spool_dir(env(&[(
+                "STATE_DIRECTORY",
+                "/var/lib/adsb-kinesis:/var/lib/other"
+            )])),
+            PathBuf::from("/var/lib/adsb-kinesis")
+        );
+        let c = Config {
+            spool_dir: Some("/x".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.spool_dir(env(&[("STATE_DIRECTORY", "/y")])),
+            PathBuf::from("/x")
+        );
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        for bad in ["", "-1s", "abc", "1h", "NaN", "100000000"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_size("25KiB"), Ok(25 * 1024));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("100B"), Ok(100));
+        for bad in ["", "1.5MiB", "-1", "1TB", "99999999999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kinesis_limits_are_validated() {
+        let bad = |c: Config| c.validate().unwrap_err().to_string();
+        let d = Config::default;
+        assert!(bad(Config {
+            stream: Some("a".into()),
+            stream_arn: Some("arn:aws:kinesis:r:1:stream/a".into()),
+            ..d()
+        })
+        .starts_with("stream_arn:"));
+        assert!(bad(Config {
+            stream: Some("bad name".into()),
+            ..d()
+        })
+        .starts_with("stream:"));
+        assert!(bad(Config {
+            stream_arn: Some("adsb".into()),
+            ..d()
+        })
+        .starts_with("stream_arn:"));
+        assert!(bad(Config {
+            max_record_bytes: 1024 * 1024 + 1,
+            ..d()
+        })
+        .starts_with("max_record_bytes:"));
+        assert!(bad(Config {
+            pack_lines: 0,
+            ..d()
+        })
+        .starts_with("pack_lines:"));
+        assert!(bad(Config {
+            linger: Duration::from_secs(61),
+            ..d()
+        })
+        .starts_with("linger:"));
+        assert!(bad(Config {
+            spool_max_bytes: 1 << 20,
+            ..d()
+        })
+        .starts_with("spool_max_bytes:"));
+        assert!(bad(Config {
+            endpoint_url: Some("localhost:4566".into()),
+            ..d()
+        })
+        .starts_with("endpoint_url:"));
+        assert!(bad(Config {
+            retry_base_ms: 0,
+            ..d()
+        })
+        .starts_with("retry_base_ms:"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! ```text
 //! IQ bytes ──iq──▶ magnitude ──demod──▶ raw frames ──modes──▶ decoded frames
 //!          ──track──▶ per-aircraft state, CPR positions ──sbs──▶ MSG lines
+//!          ──kinesis──▶ records, PutRecords batches ──▶ Kinesis (spool when behind)
 //! ```
 //!
 //! # Layout
@@ -13,6 +14,9 @@
 //! - [`modes`]: CRC-24, the frame parser, ADS-B / Comm-B field decoders, CPR. Pure.
 //! - [`daemon`]: the `run` command's config, pipeline threads and tasks,
 //!   shutdown and stats. Edge.
+//! - [`kinesis`]: records, batching within the PutRecords limits and the
+//!   on-disk spool (pure); the batch and sender tasks with retries, and the
+//!   AWS SDK glue (edges).
 //! - [`sim`]: a Mode S signal synthesizer used as a demo source and by the
 //!   sensitivity tests. Pure.
 //!

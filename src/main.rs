@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -41,12 +42,13 @@ enum Command {
     /// Simulate a sky and decode it live through the full demodulator:
     /// SBS lines on stdout, no dongle needed.
     Demo(DemoArgs),
-    /// The daemon: read a source, decode, track and write SBS lines to
-    /// stdout until the input ends or SIGTERM/SIGINT. Every option can also
+    /// The daemon: read a source, decode, track and ship SBS lines to a
+    /// Kinesis stream (--stream) or stdout until the input ends or
+    /// SIGTERM/SIGINT. Every option can also
     /// come from the --config file or an ADSB_KINESIS_<OPTION> variable
     /// (e.g. ADSB_KINESIS_STATS_INTERVAL); flags win over the environment,
     /// which wins over the file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -493,6 +495,56 @@ struct RunArgs {
     /// Bits of error repair for DF11/17/18: 0, 1 or 2 [default: 1]
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
     fix: Option<u8>,
+    /// Kinesis data stream name; without it (or --stream-arn) SBS lines go to stdout
+    #[arg(long)]
+    stream: Option<String>,
+    /// Kinesis data stream ARN, instead of --stream
+    #[arg(long)]
+    stream_arn: Option<String>,
+    /// AWS region [default: the AWS default chain: AWS_REGION, profile]
+    #[arg(long)]
+    region: Option<String>,
+    /// Kinesis endpoint URL (LocalStack, moto, VPC endpoint)
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// AWS shared-config profile [default: AWS_PROFILE or default]
+    #[arg(long)]
+    profile: Option<String>,
+    /// Up to N consecutive lines of one aircraft per record [default: 1]
+    #[arg(long)]
+    pack_lines: Option<usize>,
+    /// Largest record, data + key: bytes or 25KiB, 1MiB [default: 25KiB]
+    #[arg(long, value_parser = parse_size_usize)]
+    max_record_bytes: Option<usize>,
+    /// Longest wait before a batch is sent: 500ms, 1s [default: 500ms]
+    #[arg(long, value_parser = daemon::parse_duration)]
+    linger: Option<Duration>,
+    /// Spool directory [default: $STATE_DIRECTORY, else ./spool]
+    #[arg(long)]
+    spool_dir: Option<PathBuf>,
+    /// Spool size cap; beyond it the oldest records are dropped [default: 256MiB]
+    #[arg(long, value_parser = daemon::parse_size)]
+    spool_max_bytes: Option<u64>,
+    /// At SIGTERM or end of input: keep sending this long, then spool the rest [default: 10s]
+    #[arg(long, value_parser = daemon::parse_duration)]
+    shutdown_timeout: Option<Duration>,
+    /// First retry pause bound, ms (for tests) [default: 100]
+    #[arg(long, hide = true)]
+    retry_base_ms: Option<u64>,
+    /// Largest retry pause, ms (for tests) [default: 10000]
+    #[arg(long, hide = true)]
+    retry_max_ms: Option<u64>,
+    /// Pause after a configuration error, ms (for tests) [default: 60000]
+    #[arg(long, hide = true)]
+    config_retry_ms: Option<u64>,
+    /// Bound on one PutRecords attempt, ms [default: 10000]
+    #[arg(long, hide = true)]
+    request_timeout_ms: Option<u64>,
+}
+
+fn parse_size_usize(s: &str) -> Result<usize, String> {
+    daemon::parse_size(s)
+        .and_then(|n| usize::try_from(n).map_err(|_| format!("{s:?} is too large")))
 }
 
 fn parse_source(s: &str) -> Result<Source, String> {
@@ -531,6 +583,52 @@ impl RunArgs {
         }
         if let Some(v) = self.fix {
             c.fix = v;
+        }
+        // A flag for one way of naming the stream replaces the other way
+        // set in the file or environment.
+        // (Both flags together stay an error for validate().)
+        if self.stream.is_some() || self.stream_arn.is_some() {
+            c.stream = self.stream;
+            c.stream_arn = self.stream_arn;
+        }
+        if let Some(v) = self.region {
+            c.region = Some(v);
+        }
+        if let Some(v) = self.endpoint_url {
+            c.endpoint_url = Some(v);
+        }
+        if let Some(v) = self.profile {
+            c.profile = Some(v);
+        }
+        if let Some(v) = self.pack_lines {
+            c.pack_lines = v;
+        }
+        if let Some(v) = self.max_record_bytes {
+            c.max_record_bytes = v;
+        }
+        if let Some(v) = self.linger {
+            c.linger = v;
+        }
+        if let Some(v) = self.spool_dir {
+            c.spool_dir = Some(v);
+        }
+        if let Some(v) = self.spool_max_bytes {
+            c.spool_max_bytes = v;
+        }
+        if let Some(v) = self.shutdown_timeout {
+            c.shutdown_timeout = v;
+        }
+        if let Some(v) = self.retry_base_ms {
+            c.retry_base_ms = v;
+        }
+        if let Some(v) = self.retry_max_ms {
+            c.retry_max_ms = v;
+        }
+        if let Some(v) = self.config_retry_ms {
+            c.config_retry_ms = v;
+        }
+        if let Some(v) = self.request_timeout_ms {
+            c.request_timeout_ms = v;
         }
     }
 }
@@ -614,7 +712,7 @@ fn main() -> ExitCode {
         Command::Decode(a) => decode(a),
         Command::Simulate(a) => simulate_cmd(a),
         Command::Demo(a) => demo(a),
-        Command::Run(a) => run_cmd(a),
+        Command::Run(a) => run_cmd(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

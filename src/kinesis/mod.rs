@@ -7,15 +7,20 @@
 //!                                                └── spool::Spool ◀─────────┘ behind / failed
 //! ```
 //!
-//! These modules are pure and synchronous (time is passed in, files use
-//! `std::fs`), so they test without tokio, AWS or sleeping. The sender
-//! (AWS SDK calls, retry with backoff) and the daemon build on them.
+//! `record`, `batch` and `spool` are pure and synchronous (time is passed
+//! in, files use `std::fs`), so they test without tokio, AWS or sleeping.
+//! `send` (tasks, retry with backoff) and `aws` (SDK calls) build on them.
 //!
 //! - [`record`]: [`Record`] (partition key + data, knows its
 //!   encoded size), the Kinesis limits, and the `--pack-lines` packer.
 //! - [`batch`]: [`Batcher`] (500 records / 5 MiB / linger),
 //!   [`failed_entries`] and the error classification.
 //! - [`spool`]: the append-only, checksummed on-disk queue.
+//! - [`send`]: the batch and sender tasks, the retry policy and the spool
+//!   they share (tokio; edge).
+//! - `aws`: the SDK client, start-up checks and error classification
+//!   (edge; the `aws` cargo feature, on by default).
+//! - [`target`]: the stream id and the endpoint URL check.
 //!
 //! # Delivery guarantee: at-least-once
 //!
@@ -30,8 +35,11 @@
 //! the outcome of a send is unknown and the record is sent again:
 //!
 //! - a `PutRecords` request that timed out, or whose connection dropped
-//!   after the request was sent, or whose response is unreadable, is
-//!   retried whole: Kinesis may already have stored some or all of it;
+//!   after the request was sent, or whose response is unreadable or a 5xx,
+//!   or that was cut off at the shutdown deadline, is retried whole (or
+//!   spooled and sent by the next run): Kinesis may already have stored
+//!   some or all of it. The sender counts these requests
+//!   (`unknown_outcome` in the stats);
 //! - after a crash, spooled records whose acknowledgement had not been
 //!   synced to disk yet are replayed ([`spool`] docs).
 //!
@@ -49,10 +57,14 @@
 //! first, before new data. Consumers that need strict order sort by the SBS
 //! timestamps.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod batch;
 mod crc32;
 pub mod record;
+pub mod send;
 pub mod spool;
+pub mod target;
 
 pub use batch::{failed_entries, Batcher, EntryResult, ErrorClass, FailedEntry};
 pub use record::{Packer, Record};

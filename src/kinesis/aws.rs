@@ -1,0 +1,300 @@
+//! The AWS glue of the Kinesis sink: building the SDK client, the checks
+//! made at start (region, credentials, stream), and [`PutRecordsApi`] over
+//! the SDK, with its errors classified rather than stringified. An edge
+//! module.
+//!
+//! The SDK's own retries are off ([`RetryConfig::disabled`]): the sender's
+//! backon policy is the only retry layer, so a failed entry is never
+//! resent behind our back and every attempt is counted. Each attempt is
+//! bounded by `request_timeout`; connecting by [`CONNECT_TIMEOUT`].
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::Client;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+
+use super::batch::{EntryResult, ErrorClass};
+use super::record::Record;
+use super::send::{PutRecordsApi, RequestFailure};
+pub use super::target::{check_endpoint_url, StreamId};
+
+/// Longest wait for a TCP (and TLS) connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where and how to reach Kinesis; unset fields come from the AWS default
+/// chain (environment, shared config and credentials files, SSO,
+/// container, IMDS).
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+    /// Bound on one attempt (one request and its response).
+    pub request_timeout: Duration,
+}
+
+/// Why the sink cannot start. One line each, naming what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("no AWS region: set --region, AWS_REGION, or region in the AWS profile")]
+    NoRegion,
+    #[error("no AWS credentials: {0} (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile with --profile or AWS_PROFILE, SSO, or run where a role is available)")]
+    NoCredentials(String),
+    #[error("AWS credentials: {0}")]
+    Credentials(String),
+    #[error("bad endpoint URL {url:?}: {reason}")]
+    BadEndpoint { url: String, reason: &'static str },
+    #[error("stream {stream} (region {region}): {failure}")]
+    Stream {
+        stream: String,
+        region: String,
+        failure: RequestFailure,
+    },
+}
+
+/// Build the SDK client: default chain plus our overrides, HTTPS with
+/// rustls on ring, SDK retries off, attempt timeout. Checks that a region
+/// is known and that credentials can be found.
+pub async fn client(opts: &AwsOptions) -> Result<(Client, String), StartError> {
+    if let Some(url) = &opts.endpoint_url {
+        check_endpoint_url(url).map_err(|reason| StartError::BadEndpoint {
+            url: url.clone(),
+            reason,
+        })?;
+    }
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(opts.request_timeout)
+        // One attempt per operation; the attempt's timeout is the one that
+        // fires.
+        .operation_timeout(opts.request_timeout + Duration::from_secs(1))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts);
+    if let Some(r) = &opts.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(p) = &opts.profile {
+        loader = loader.profile_name(p);
+    }
+    let sdk = loader.load().await;
+    let region = sdk.region().ok_or(StartError::NoRegion)?.to_string();
+    let creds = sdk
+        .credentials_provider()
+        .ok_or_else(|| StartError::NoCredentials("no credentials provider".into()))?;
+    match creds.provide_credentials().await {
+        Ok(_) => {}
+        Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
+            return Err(StartError::NoCredentials(one_line(&e)));
+        }
+        // Misconfigured: a profile that does not parse, an unknown profile.
+        Err(e @ CredentialsError::InvalidConfiguration(_)) => {
+            return Err(StartError::Credentials(one_line(&e)));
+        }
+        // Timeouts and provider errors may be the network (SSO, STS, IMDS
+        // unreachable at boot): start anyway, records spool meanwhile.
+        Err(e) => tracing::warn!(
+            "AWS credentials not available yet: {}; starting anyway",
+            one_line(&e)
+        ),
+    }
+    let mut conf = aws_sdk_kinesis::config::Builder::from(&sdk);
+    if let Some(url) = &opts.endpoint_url {
+        conf = conf.endpoint_url(url);
+    }
+    Ok((Client::from_conf(conf.build()), region))
+}
+
+fn one_line(e: &(dyn StdError + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    squash(&s)
+}
+
+/// One line: runs of white space (newlines too) become one space.
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The SDK client bound to one stream.
+#[derive(Clone)]
+pub struct Kinesis {
+    pub client: Client,
+    pub stream: StreamId,
+}
+
+/// A stream's state as `DescribeStreamSummary` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    pub status: String,
+    pub open_shards: i32,
+}
+
+impl Kinesis {
+    /// `DescribeStreamSummary`: the stream exists and we may see it.
+    pub async fn describe(&self) -> Result<StreamSummary, RequestFailure> {
+        let req = self.client.describe_stream_summary();
+        let req = match &self.stream {
+            StreamId::Name(n) => req.stream_name(n),
+            StreamId::Arn(a) => req.stream_arn(a),
+        };
+        let out = req.send().await.map_err(|e| classify(&e))?;
+        let s = out.stream_description_summary();
+        Ok(StreamSummary {
+            status: s
+                .map(|s| s.stream_status().as_str().to_owned())
+                .unwrap_or_default(),
+            open_shards: s.map(|s| s.open_shard_count()).unwrap_or(0),
+        })
+    }
+}
+
+impl PutRecordsApi for Kinesis {
+    async fn put_records(&self, records: &[Record]) -> Result<Vec<EntryResult>, RequestFailure> {
+        let mut entries = Vec::with_capacity(records.len());
+        for r in records {
+            let e = PutRecordsRequestEntry::builder()
+                .partition_key(r.partition_key.clone())
+                .data(Blob::new(r.data.clone()))
+                .build()
+                .map_err(|e| RequestFailure {
+                    class: ErrorClass::Configuration,
+                    outcome_unknown: false,
+                    code: None,
+                    message: e.to_string(),
+                })?;
+            entries.push(e);
+        }
+        let req = self.client.put_records().set_records(Some(entries));
+        let req = match &self.stream {
+            StreamId::Name(n) => req.stream_name(n),
+            StreamId::Arn(a) => req.stream_arn(a),
+        };
+        let out = req.send().await.map_err(|e| classify(&e))?;
+        Ok(out
+            .records()
+            .iter()
+            .map(|r| EntryResult {
+                error_code: r.error_code().map(str::to_owned),
+                error_message: r.error_message().map(str::to_owned),
+            })
+            .collect())
+    }
+}
+
+/// True if `e`'s chain shows the request never left: the connection was
+/// refused or unreachable, or the name did not resolve.
+fn never_sent(e: &(dyn StdError + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable
+            ) {
+                return true;
+            }
+        }
+        let text = c.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+/// Classify an SDK error (vector's `is_retriable_error`, but keeping the
+/// class): throttling, 5xx, timeouts and connection errors retry;
+/// validation, access denied, not found and KMS errors are configuration.
+pub fn classify<E>(e: &SdkError<E>) -> RequestFailure
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    let message = squash(&DisplayErrorContext(e).to_string());
+    match e {
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            let code = s.err().code().map(str::to_owned);
+            let mut class = code.as_deref().map_or(ErrorClass::Unknown, ErrorClass::of);
+            if class == ErrorClass::Unknown {
+                class = match status {
+                    429 => ErrorClass::Throttled,
+                    500..=599 => ErrorClass::Transient,
+                    _ => ErrorClass::Unknown,
+                };
+            }
+            let message = s
+                .err()
+                .message()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            RequestFailure {
+                class,
+                // A 5xx may come after the service stored some records.
+                outcome_unknown: status >= 500,
+                code,
+                message,
+            }
+        }
+        SdkError::TimeoutError(_) => RequestFailure {
+            class: ErrorClass::Transient,
+            outcome_unknown: true,
+            code: None,
+            message,
+        },
+        SdkError::DispatchFailure(d) => {
+            let unsent = d.as_connector_error().is_some_and(|c| never_sent(c));
+            RequestFailure {
+                class: ErrorClass::Transient,
+                outcome_unknown: !unsent,
+                code: None,
+                message,
+            }
+        }
+        SdkError::ResponseError(_) => RequestFailure {
+            class: ErrorClass::Transient,
+            outcome_unknown: true,
+            code: None,
+            message,
+        },
+        // Building the request failed (credentials, endpoint): nothing
+        // was sent; needs an operator.
+        SdkError::ConstructionFailure(_) => RequestFailure {
+            class: ErrorClass::Configuration,
+            outcome_unknown: false,
+            code: None,
+            message,
+        },
+        _ => RequestFailure {
+            class: ErrorClass::Unknown,
+            outcome_unknown: true,
+            code: None,
+            message,
+        },
+    }
+}

@@ -1,0 +1,683 @@
+//! `run --stream` end to end against a real moto server on 127.0.0.1 (no
+//! mocks): what the stream holds, read back from TRIM_HORIZON on every
+//! shard, must be what `decode` prints for the same input; outages and a
+//! SIGTERM with the endpoint down lose nothing; start-up errors are one
+//! clear line.
+//!
+//! moto must be importable (`python3 -m pip install --user 'moto[server]'`;
+//! scripts/test installs it): without it these tests fail, they do not
+//! skip.
+
+mod common;
+use common::*;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::Client;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn client(url: &str) -> Client {
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .endpoint_url(url)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    Client::from_conf(conf)
+}
+
+fn create_stream(url: &str, name: &str, shards: i32) {
+    runtime().block_on(async {
+        let c = client(url);
+        c.create_stream()
+            .stream_name(name)
+            .shard_count(shards)
+            .send()
+            .await
+            .expect("CreateStream");
+        for _ in 0..100 {
+            let s = c
+                .describe_stream_summary()
+                .stream_name(name)
+                .send()
+                .await
+                .expect("DescribeStreamSummary");
+            let active = s
+                .stream_description_summary()
+                .is_some_and(|d| d.stream_status().as_str() == "ACTIVE");
+            if active {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("stream {name} did not become ACTIVE");
+    })
+}
+
+/// Every record of every shard, from TRIM_HORIZON: (partition key, data).
+fn read_stream(url: &str, name: &str) -> Vec<(String, Vec<u8>)> {
+    runtime().block_on(async {
+        let c = client(url);
+        let shards = c
+            .list_shards()
+            .stream_name(name)
+            .send()
+            .await
+            .expect("ListShards");
+        let mut out = Vec::new();
+        assert!(shards.shards().len() >= 2, "want a stream with 2+ shards");
+        for shard in shards.shards() {
+            let mut iter = c
+                .get_shard_iterator()
+                .stream_name(name)
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("GetShardIterator")
+                .shard_iterator()
+                .map(str::to_owned);
+            while let Some(it) = iter {
+                let r = c
+                    .get_records()
+                    .shard_iterator(it)
+                    .limit(10_000)
+                    .send()
+                    .await
+                    .expect("GetRecords");
+                if r.records().is_empty() {
+                    break;
+                }
+                for rec in r.records() {
+                    out.push((
+                        rec.partition_key().unwrap_or_default().to_owned(),
+                        rec.data().as_ref().to_vec(),
+                    ));
+                }
+                iter = r.next_shard_iterator().map(str::to_owned);
+            }
+        }
+        out
+    })
+}
+
+/// Counted (key, untimed line) pairs from the stream's records; each
+/// record is one or more `\n`-terminated lines. Also the record count.
+fn stream_lines(records: &[(String, Vec<u8>)]) -> (HashMap<(String, String), usize>, usize) {
+    let mut m = HashMap::new();
+    for (key, data) in records {
+        let text = std::str::from_utf8(data).expect("record data is UTF-8");
+        assert!(text.ends_with('\n'), "record does not end in \\n: {text:?}");
+        assert!(!text.contains('\r'), "record has a CR: {text:?}");
+        for line in text.split_terminator('\n') {
+            let u = untimed(line).unwrap_or_else(|| panic!("not an SBS line: {line:?}"));
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f[4], key, "partition key is not the line's ICAO");
+            *m.entry((key.clone(), u)).or_insert(0) += 1;
+        }
+    }
+    (m, records.len())
+}
+
+/// What `decode --output sbs` prints for `file`, as counted (ICAO, untimed
+/// line) pairs.
+fn decoded_lines(file: &Path) -> HashMap<(String, String), usize> {
+    let out = run(&["decode", "--output", "sbs", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut m = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).split_terminator("\r\n") {
+        let u = untimed(line).unwrap_or_else(|| panic!("not an SBS line: {line:?}"));
+        let key = line.split(',').nth(4).unwrap().to_owned();
+        *m.entry((key, u)).or_insert(0) += 1;
+    }
+    m
+}
+
+fn total(m: &HashMap<(String, String), usize>) -> usize {
+    m.values().sum()
+}
+
+/// `adsb-kinesis run` with the test AWS environment.
+fn run_cmd(args: &[&str]) -> Command {
+    let mut c = bin();
+    aws_env(&mut c);
+    c.arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Wait for `child` up to `limit`, collecting its output; kill it after.
+fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String) {
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).ok();
+        s
+    });
+    let mut out = child.stdout.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        out.read_to_end(&mut s).ok();
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            child.kill().ok();
+            let err = reader.join().unwrap();
+            panic!("run did not finish within {limit:?}\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = out_reader.join().unwrap();
+    assert!(stdout.is_empty(), "the Kinesis sink wrote to stdout");
+    (status, reader.join().unwrap())
+}
+
+fn sigterm(child: &Child) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+}
+
+/// A number from the last `kinesis finished` log line: `field=N`.
+fn finished_field(stderr: &str, field: &str) -> u64 {
+    log_field(stderr, "kinesis finished", field)
+}
+
+/// A number `field=N` from the last log line containing `marker`.
+fn log_field(stderr: &str, marker: &str, field: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker:?} line\n{stderr}"));
+    let pat = format!(" {field}=");
+    let at = line
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {field} in {line}"));
+    line[at + pat.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("bad {field} in {line}"))
+}
+
+/// The recording repeated `times` times (a longer input with a known
+/// decode), in `dir`.
+fn repeated_recording(dir: &TempDir, times: usize) -> std::path::PathBuf {
+    let bytes = std::fs::read(shared("iq/modes1_2400.cu8")).expect("recording");
+    let p = dir.path("long.cu8");
+    let mut f = std::fs::File::create(&p).unwrap();
+    for _ in 0..times {
+        f.write_all(&bytes).unwrap();
+    }
+    p
+}
+
+fn file_run_matches_decode(extra: &[&str]) -> (usize, usize) {
+    let moto = Moto::start();
+    create_stream(&moto.url(), "S", 2);
+    let spool = TempDir::new("spool");
+    let file = shared("iq/modes1_2400.cu8");
+    let source = format!("file:{}", file.display());
+    let url = moto.url();
+    let mut args = vec![
+        "--source",
+        &source,
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        spool.0.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let child = run_cmd(&args).spawn().expect("start run");
+    let (status, err) = finish(child, Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{err}");
+    let (got, records) = stream_lines(&read_stream(&url, "S"));
+    let want = decoded_lines(&file);
+    assert!(total(&want) > 100, "too few reference lines");
+    assert_eq!(got, want, "the stream differs from decode\n{err}");
+    assert_eq!(finished_field(&err, "spool_records"), 0, "{err}");
+    (records, total(&want))
+}
+
+#[test]
+fn file_to_kinesis_equals_decode() {
+    let (records, lines) = file_run_matches_decode(&[]);
+    assert_eq!(records, lines, "one line per record by default");
+}
+
+#[test]
+fn packed_records_equal_decode() {
+    let (records, lines) = file_run_matches_decode(&["--pack-lines", "50"]);
+    // One aircraft in this recording, flushed every 500 ms: lines share
+    // records.
+    assert!(records * 5 < lines, "{records} records for {lines} lines");
+}
+
+#[test]
+fn outage_mid_run_loses_nothing() {
+    let dir = TempDir::new("outage");
+    let file = repeated_recording(&dir, 25);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let source = format!("file:{}", file.display());
+    let spool = dir.path("spool");
+    // Realtime replay (~4.5 s); the endpoint appears after 2 s.
+    let child = run_cmd(&[
+        "--source",
+        &source,
+        "--replay-speed",
+        "realtime",
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        spool.to_str().unwrap(),
+        "--linger",
+        "200ms",
+        "--stats-interval",
+        "1",
+        "--shutdown-timeout",
+        "60s",
+        "--retry-max-ms",
+        "300",
+        "--config-retry-ms",
+        "300",
+    ])
+    .spawn()
+    .expect("start run");
+    std::thread::sleep(Duration::from_secs(2));
+    let moto = Moto::start_on(port);
+    create_stream(&url, "S", 2);
+    let (status, err) = finish(child, Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{err}");
+    let (got, _) = stream_lines(&read_stream(&moto.url(), "S"));
+    let want = decoded_lines(&file);
+    // Nothing lost, nothing duplicated, between the sink and the stream
+    // (connection refused is a known outcome: nothing was stored).
+    assert_eq!(finished_field(&err, "unknown_outcome"), 0, "{err}");
+    assert_eq!(
+        total(&got) as u64,
+        finished_field(&err, "lines_in"),
+        "{err}"
+    );
+    for (k, n) in &got {
+        assert!(want.get(k).is_some_and(|w| w >= n), "unexpected {k:?} x{n}");
+    }
+    // A real-time source drops sample buffers, like a radio, if this
+    // machine cannot keep up; when it did keep up, the stream holds
+    // exactly what decode prints.
+    if log_field(&err, "finished frames=", "buffers_dropped") == 0
+        && log_field(&err, "finished frames=", "frames_dropped") == 0
+    {
+        assert_eq!(got, want);
+    }
+    assert!(finished_field(&err, "records_retried") > 0, "{err}");
+    assert!(
+        finished_field(&err, "spooled_batches") > 0,
+        "no spilling\n{err}"
+    );
+    assert_eq!(finished_field(&err, "spool_records"), 0, "{err}");
+}
+
+#[test]
+fn sigterm_with_endpoint_down_then_restart_loses_nothing() {
+    let dir = TempDir::new("sigterm");
+    let file = repeated_recording(&dir, 25);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let source = format!("file:{}", file.display());
+    let spool = dir.path("spool");
+    let spool_s = spool.to_str().unwrap().to_owned();
+    let first = run_cmd(&[
+        "--source",
+        &source,
+        "--replay-speed",
+        "realtime",
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        &spool_s,
+        "--linger",
+        "200ms",
+        "--shutdown-timeout",
+        "1s",
+        "--retry-max-ms",
+        "200",
+    ])
+    .spawn()
+    .expect("start run");
+    std::thread::sleep(Duration::from_millis(2500));
+    sigterm(&first);
+    let (status, err1) = finish(first, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{err1}");
+    let produced = finished_field(&err1, "lines_in");
+    let spooled = finished_field(&err1, "spool_records");
+    assert!(produced > 50, "too little decoded before SIGTERM\n{err1}");
+    assert_eq!(
+        spooled, produced,
+        "pack-lines 1: one record per line\n{err1}"
+    );
+    assert_eq!(finished_field(&err1, "records_sent"), 0);
+
+    // Power-loss-like garbage after the last entry: skipped with a warning.
+    let mut segs: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    let last = segs.last().expect("a spool segment");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(last)
+        .unwrap()
+        .write_all(&[0x55, 0, 0, 0, 1, 2, 3])
+        .unwrap();
+
+    // Restart with the endpoint up and no new input: the spool drains.
+    let moto = Moto::start_on(port);
+    create_stream(&url, "S", 2);
+    let empty = dir.path("empty.cu8");
+    std::fs::write(&empty, b"").unwrap();
+    let empty_source = format!("file:{}", empty.display());
+    let second = run_cmd(&[
+        "--source",
+        &empty_source,
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &moto.url(),
+        "--spool-dir",
+        &spool_s,
+        "--shutdown-timeout",
+        "60s",
+    ])
+    .spawn()
+    .expect("restart run");
+    let (status, err2) = finish(second, Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{err2}");
+    assert!(err2.contains("torn or corrupt"), "{err2}");
+    let (got, records) = stream_lines(&read_stream(&moto.url(), "S"));
+    assert_eq!(records as u64, produced, "{err2}");
+    assert_eq!(finished_field(&err2, "unknown_outcome"), 0, "{err2}");
+    assert_eq!(finished_field(&err2, "spool_records"), 0, "{err2}");
+    // Every line delivered is one decode prints, no more often.
+    let want = decoded_lines(&file);
+    for (k, n) in &got {
+        assert!(want.get(k).is_some_and(|w| w >= n), "unexpected {k:?} x{n}");
+    }
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success(), "{:?}", out.status);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
+    err
+}
+
+fn run_output(cmd: &mut Command) -> Output {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run adsb-kinesis")
+}
+
+#[test]
+fn start_errors_are_one_clear_line() {
+    let moto = Moto::start();
+    create_stream(&moto.url(), "S", 2);
+    let dir = TempDir::new("errors");
+    let spool = dir.path("spool");
+    let spool = spool.to_str().unwrap();
+    let url = moto.url();
+    let base = ["--source", "sim", "--spool-dir", spool];
+
+    // Unknown stream: checked with DescribeStreamSummary at start.
+    let mut c = run_cmd(&base);
+    c.args(["--stream", "NoSuchStream", "--endpoint-url", &url]);
+    let err = one_line_error(&run_output(&mut c));
+    assert!(err.contains("NoSuchStream"), "{err}");
+    assert!(err.contains("ResourceNotFound"), "{err}");
+
+    // No region anywhere.
+    let mut c = run_cmd(&base);
+    c.env_remove("AWS_REGION")
+        .args(["--stream", "S", "--endpoint-url", &url]);
+    let err = one_line_error(&run_output(&mut c));
+    assert!(err.contains("no AWS region"), "{err}");
+
+    // No credentials anywhere.
+    let mut c = run_cmd(&base);
+    c.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["--stream", "S", "--endpoint-url", &url]);
+    let err = one_line_error(&run_output(&mut c));
+    assert!(err.contains("no AWS credentials"), "{err}");
+
+    // A malformed endpoint URL.
+    let mut c = run_cmd(&base);
+    c.args(["--stream", "S", "--endpoint-url", "127.0.0.1:4566"]);
+    let err = one_line_error(&run_output(&mut c));
+    assert!(err.contains("endpoint_url"), "{err}");
+    assert!(err.contains("http://"), "{err}");
+
+    // An unknown key in the config file.
+    let toml = dir.path("bad.toml");
+    std::fs::write(&toml, "stream = \"S\"\nstrem_arn = \"x\"\n").unwrap();
+    let mut c = run_cmd(&base);
+    c.args(["--config", toml.to_str().unwrap()]);
+    let err = one_line_error(&run_output(&mut c));
+    assert!(err.contains("strem_arn"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+
+    // A value beyond a Kinesis limit, from the environment.
+    let mut c = run_cmd(&base);
+    c.env("ADSB_KINESIS_MAX_RECORD_BYTES", "2MiB")
+        .args(["--stream", "S", "--endpoint-url", &url]);
+    let err = one_line_error(&run_output(&mut c));
+    assert!(err.contains("max_record_bytes"), "{err}");
+}
+
+#[test]
+fn stream_deleted_mid_run_and_created_again_receives_the_rest() {
+    let moto = Moto::start();
+    let url = moto.url();
+    create_stream(&url, "S", 2);
+    let dir = TempDir::new("recreate");
+    let spool = dir.path("spool");
+    let child = run_cmd(&[
+        "--source",
+        "sim",
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        spool.to_str().unwrap(),
+        "--linger",
+        "200ms",
+        "--config-retry-ms",
+        "300",
+        "--shutdown-timeout",
+        "30s",
+    ])
+    .spawn()
+    .expect("start run");
+    std::thread::sleep(Duration::from_secs(2));
+    runtime().block_on(async {
+        client(&url)
+            .delete_stream()
+            .stream_name("S")
+            .enforce_consumer_deletion(true)
+            .send()
+            .await
+            .expect("DeleteStream");
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    create_stream(&url, "S", 2);
+    std::thread::sleep(Duration::from_secs(2));
+    sigterm(&child);
+    let (status, err) = finish(child, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}\n{err}");
+    // The missing stream was reported clearly, once, naming it.
+    let reports: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("ResourceNotFoundException"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{err}");
+    assert!(reports[0].contains("stream S"), "{err}");
+    // Every line reached Kinesis in the end; the new stream holds the ones
+    // sent while it was missing and after.
+    let lines_in = finished_field(&err, "lines_in");
+    assert!(lines_in > 0, "{err}");
+    assert_eq!(finished_field(&err, "lines_sent"), lines_in, "{err}");
+    assert_eq!(finished_field(&err, "spool_records"), 0, "{err}");
+    let (got, _) = stream_lines(&read_stream(&url, "S"));
+    assert!(total(&got) > 0, "nothing in the re-created stream\n{err}");
+}
+
+#[test]
+fn hung_endpoint_counts_unknown_outcomes_and_shutdown_spools_in_time() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let dir = TempDir::new("hung");
+    let spool = dir.path("spool");
+    let child = run_cmd(&[
+        "--source",
+        "sim",
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        spool.to_str().unwrap(),
+        "--linger",
+        "200ms",
+        "--request-timeout-ms",
+        "300",
+        "--retry-max-ms",
+        "100",
+        "--shutdown-timeout",
+        "1s",
+    ])
+    .spawn()
+    .expect("start run");
+    std::thread::sleep(Duration::from_secs(3));
+    sigterm(&child);
+    let t0 = Instant::now();
+    let (status, err) = finish(child, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{err}");
+    // 1 s of shutdown timeout, plus draining: well under 5 s.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(finished_field(&err, "unknown_outcome") > 0, "{err}");
+    let lines_in = finished_field(&err, "lines_in");
+    assert!(lines_in > 0, "{err}");
+    assert_eq!(finished_field(&err, "records_sent"), 0, "{err}");
+    assert_eq!(finished_field(&err, "spool_records"), lines_in, "{err}");
+}
+
+#[test]
+fn spool_full_drops_oldest_counts_them_and_delivers_the_rest() {
+    let dir = TempDir::new("full");
+    // ~22 000 lines: more than a 2 MiB spool holds.
+    let file = repeated_recording(&dir, 60);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let source = format!("file:{}", file.display());
+    let spool = dir.path("spool");
+    let spool_s = spool.to_str().unwrap().to_owned();
+    let first = run_cmd(&[
+        "--source",
+        &source,
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        &spool_s,
+        "--spool-max-bytes",
+        "2MiB",
+        "--shutdown-timeout",
+        "1s",
+        "--retry-max-ms",
+        "100",
+    ])
+    .spawn()
+    .expect("start run");
+    let (status, err1) = finish(first, Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{err1}");
+    assert!(err1.contains("spool full"), "{err1}");
+    let lines_in = finished_field(&err1, "lines_in");
+    let dropped = finished_field(&err1, "spool_dropped");
+    let kept = finished_field(&err1, "spool_records");
+    assert!(dropped > 0 && kept > 0, "{err1}");
+    assert_eq!(
+        dropped + kept,
+        lines_in,
+        "every line kept or counted\n{err1}"
+    );
+    assert!(finished_field(&err1, "spool_bytes") <= 2 << 20, "{err1}");
+
+    let moto = Moto::start_on(port);
+    create_stream(&url, "S", 2);
+    let empty = dir.path("empty.cu8");
+    std::fs::write(&empty, b"").unwrap();
+    let empty_source = format!("file:{}", empty.display());
+    let second = run_cmd(&[
+        "--source",
+        &empty_source,
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &moto.url(),
+        "--spool-dir",
+        &spool_s,
+        "--shutdown-timeout",
+        "60s",
+    ])
+    .spawn()
+    .expect("restart run");
+    let (status, err2) = finish(second, Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{err2}");
+    let (_, records) = stream_lines(&read_stream(&moto.url(), "S"));
+    assert_eq!(records as u64, kept, "{err2}");
+}
