@@ -294,6 +294,9 @@ class Handler(BaseHTTPRequestHandler):
     # An idle or stalled client must not pin a thread forever.
     timeout = 120
 
+    # Errors in a request line too broken to name a version still get a status line.
+    default_request_version = "HTTP/1.0"
+
     server: "FaultServer"
 
     # ---- plumbing -------------------------------------------------------------------
@@ -346,6 +349,23 @@ class Handler(BaseHTTPRequestHandler):
                 raise ConnectionError("client closed mid-body")
             parts.append(chunk)
             self.rfile.readline(1024)  # the CRLF after the chunk
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's answer to an unparsable request, as JSON instead of an HTML page."""
+        self.server.faults.count("malformed")
+        self.close_connection = True
+        short = message or self.responses.get(code, ("error",))[0]
+        body = json.dumps({"__type": "SerializationException", "message": short}).encode()
+        try:
+            self.send_response(code, short)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+        except OSError:
+            pass
 
     def respond(
         self,
