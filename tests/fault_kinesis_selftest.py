@@ -9,6 +9,7 @@ Run as ``python3 tests/fault_kinesis_selftest.py``. It starts moto and the proxy
   twice was in a request whose outcome the client never learnt, and there are no more
   duplicates than the proxy's ``unknown_outcome_records``;
 * outage: while on, requests are cut off and store nothing; once off, delivery resumes;
+* the same with 6 sender threads at once;
 * malformed input gets a 400 and the proxy keeps serving;
 * the stats endpoint, config validation, and SIGTERM (exit 0 with a STATS line).
 
@@ -208,13 +209,14 @@ def record_id(data: bytes) -> int:
     return int(data.decode().rstrip("\n").rsplit(",", 1)[1])
 
 
-def test_delivery(proxy: Proxy, moto_port: int, summary: dict) -> None:
-    proxy.configure(**FAULTS)
-    proxy.call("POST", "/_fault/reset")
-    client = kinesis(proxy.port, read_timeout=CLIENT_READ_TIMEOUT)
-    pending = collections.deque(range(RECORDS))
-    unknown_ids: set[int] = set()
-    outcomes = collections.Counter()
+def deliver(
+    port: int, stream: str, ids, unknown_ids: set[int], outcomes: collections.Counter
+) -> int:
+    """Send records ids through the proxy until each got a SequenceNumber, retrying what
+    failed, as the daemon must; returns the number of PutRecords calls. Ids sent in a call
+    whose outcome stayed unknown go into unknown_ids."""
+    client = kinesis(port, read_timeout=CLIENT_READ_TIMEOUT)
+    pending = collections.deque(ids)
     attempts = 0
     deadline = time.monotonic() + 300
     while pending:
@@ -222,7 +224,7 @@ def test_delivery(proxy: Proxy, moto_port: int, summary: dict) -> None:
         batch = [pending.popleft() for _ in range(min(BATCH, len(pending)))]
         attempts += 1
         try:
-            answer = client.put_records(StreamName=STREAM, Records=[make_record(i) for i in batch])
+            answer = client.put_records(StreamName=stream, Records=[make_record(i) for i in batch])
         except botocore.exceptions.ClientError as err:
             code = err.response["Error"]["Code"]
             check(
@@ -256,6 +258,15 @@ def test_delivery(proxy: Proxy, moto_port: int, summary: dict) -> None:
                     f"a stored entry lacks SequenceNumber/ShardId: {r}",
                 )
         pending.extend(failed)
+    return attempts
+
+
+def test_delivery(proxy: Proxy, moto_port: int, summary: dict) -> None:
+    proxy.configure(**FAULTS)
+    proxy.call("POST", "/_fault/reset")
+    unknown_ids: set[int] = set()
+    outcomes: collections.Counter = collections.Counter()
+    attempts = deliver(proxy.port, STREAM, range(RECORDS), unknown_ids, outcomes)
 
     stats = proxy.stats()
     stored = read_stream(kinesis(moto_port), STREAM)
@@ -298,6 +309,63 @@ def test_delivery(proxy: Proxy, moto_port: int, summary: dict) -> None:
     # Only answered, un-faulted calls go through the per-record draw.
     rate = stats["records_failed"] / outcomes["entries_in_answered_calls"]
     check(0.25 < rate < 0.35, f"record failure rate {rate:.3f} is far from 0.3")
+
+
+def test_concurrent_delivery(proxy: Proxy, moto_port: int, summary: dict) -> None:
+    """The daemon may have several PutRecords in flight; the counters must still add up."""
+    stream = STREAM + "-concurrent"
+    setup = kinesis(proxy.port)
+    setup.create_stream(StreamName=stream, ShardCount=2)
+    setup.get_waiter("stream_exists").wait(
+        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+    )
+    proxy.configure(**FAULTS)
+    proxy.call("POST", "/_fault/reset")
+    threads_n, total = 6, 1200
+    unknown_ids: set[int] = set()
+    outcomes: collections.Counter = collections.Counter()
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        mine: set[int] = set()
+        counts: collections.Counter = collections.Counter()
+        try:
+            deliver(proxy.port, stream, range(k, total, threads_n), mine, counts)
+        except BaseException as err:  # reported below, in the main thread
+            errors.append(err)
+        with lock:
+            unknown_ids.update(mine)
+            outcomes.update(counts)
+
+    lock = threading.Lock()
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if errors:
+        raise Failed(f"a sender thread failed: {errors[0]}")
+    stats = proxy.stats()
+    stored = read_stream(kinesis(moto_port), stream)
+    counts = collections.Counter(record_id(data) for _key, data in stored)
+    missing = sorted(set(range(total)) - set(counts))
+    duplicated = {i for i, n in counts.items() if n > 1}
+    extra_copies = sum(n - 1 for n in counts.values())
+    summary["concurrent"] = {
+        "threads": threads_n,
+        "records": total,
+        "stored": len(stored),
+        "duplicate_copies": extra_copies,
+        "unknown_outcome_records": stats["unknown_outcome_records"],
+        "put_records_calls": stats["put_records_requests"],
+    }
+    check(not missing, f"{len(missing)} records never arrived, e.g. {missing[:10]}")
+    check(not duplicated - unknown_ids, "records stored twice outside unknown-outcome calls")
+    check(extra_copies <= stats["unknown_outcome_records"], "more duplicates than unknown outcomes")
+    check(
+        stats["records_forwarded"] == len(stored),
+        f"proxy says {stats['records_forwarded']} records stored, stream has {len(stored)}",
+    )
 
 
 def test_outage(proxy: Proxy, moto_port: int, summary: dict) -> None:
@@ -438,7 +506,14 @@ def main() -> int:
         setup.get_waiter("stream_exists").wait(
             StreamName=STREAM, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
         )
-        for test in (test_delivery, test_outage, test_malformed, test_stats_endpoint, test_sigterm):
+        for test in (
+            test_delivery,
+            test_concurrent_delivery,
+            test_outage,
+            test_malformed,
+            test_stats_endpoint,
+            test_sigterm,
+        ):
             try:
                 # Each test starts from no faults, whatever the one before left behind.
                 proxy.configure(**QUIET)
