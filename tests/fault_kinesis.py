@@ -432,7 +432,9 @@ class Handler(BaseHTTPRequestHandler):
         self, method: str, body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         conn = http.client.HTTPConnection(
-            self.server.upstream_host, self.server.upstream_port, timeout=self.server.upstream_timeout
+            self.server.upstream_host,
+            self.server.upstream_port,
+            timeout=self.server.upstream_timeout,
         )
         try:
             headers = {
@@ -603,9 +605,7 @@ class Handler(BaseHTTPRequestHandler):
         if kept:
             forwarded = dict(request, Records=kept)
             try:
-                status, headers, data = self.upstream_call(
-                    "POST", json.dumps(forwarded).encode()
-                )
+                status, headers, data = self.upstream_call("POST", json.dumps(forwarded).encode())
             except (OSError, http.client.HTTPException) as err:
                 faults.count("upstream_errors")
                 self.respond_aws_error(502, "InternalFailure", f"upstream unreachable: {err}")
@@ -699,24 +699,57 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Fault-injecting reverse proxy for the Kinesis JSON 1.1 API "
         "(see the module docstring for the control API)."
     )
-    parser.add_argument("--upstream", required=True, help="http://HOST:PORT of moto or Kinesis")
-    parser.add_argument("--listen-host", default="127.0.0.1")
-    parser.add_argument("--listen-port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fail-records", type=probability, default=0.0)
-    parser.add_argument("--throttle", type=probability, default=0.0)
-    parser.add_argument("--error-500", type=probability, default=0.0)
-    parser.add_argument("--hang", type=probability, default=0.0)
-    parser.add_argument("--hang-seconds", type=float, default=30.0)
-    parser.add_argument("--drop", type=probability, default=0.0)
-    parser.add_argument("--upstream-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--upstream", required=True, metavar="URL", help="http://HOST:PORT of moto or Kinesis"
+    )
+    parser.add_argument("--listen-host", default="127.0.0.1", help="default 127.0.0.1")
+    parser.add_argument(
+        "--listen-port",
+        type=int,
+        default=0,
+        help="0 (default) picks a free port; LISTENING <port> is printed",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="RNG seed (default 0)")
+    parser.add_argument(
+        "--fail-records",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="per-entry failure probability",
+    )
+    parser.add_argument(
+        "--throttle",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="whole-request 400 throttling",
+    )
+    parser.add_argument(
+        "--error-500",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="whole-request 500 InternalFailure",
+    )
+    parser.add_argument(
+        "--hang", type=probability, default=0.0, metavar="P", help="hang --hang-seconds, then close"
+    )
+    parser.add_argument("--hang-seconds", type=float, default=30.0, metavar="S", help="default 30")
+    parser.add_argument(
+        "--drop", type=probability, default=0.0, metavar="P", help="close without a response"
+    )
+    parser.add_argument(
+        "--upstream-timeout", type=float, default=30.0, metavar="S", help="default 30"
+    )
     parser.add_argument(
         "--parallel-upstream",
         action="store_true",
         help="let PutRecord(s) calls reach the upstream concurrently (fine for real Kinesis; "
         "moto loses records that way)",
     )
-    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--verbose", action="store_true", help="log every request and injected fault on stderr"
+    )
     args = parser.parse_args(argv)
     upstream = urllib.parse.urlsplit(args.upstream)
     if upstream.scheme != "http" or not upstream.hostname:
@@ -742,7 +775,9 @@ def main(argv: list[str]) -> int:
             args.verbose,
         )
     except OSError as err:
-        sys.stderr.write(f"fault_kinesis: cannot listen on {args.listen_host}:{args.listen_port}: {err}\n")
+        sys.stderr.write(
+            f"fault_kinesis: cannot listen on {args.listen_host}:{args.listen_port}: {err}\n"
+        )
         return 1
 
     stop = threading.Event()
@@ -753,13 +788,14 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    serving = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+    )
     serving.start()
     port = server.server_address[1]
     print(f"LISTENING {port}", flush=True)
-    sys.stderr.write(
-        f"fault_kinesis: {args.listen_host}:{port} -> {args.upstream} {json.dumps(faults.describe())}\n"
-    )
+    settings = json.dumps(faults.describe())
+    sys.stderr.write(f"fault_kinesis: {args.listen_host}:{port} -> {args.upstream} {settings}\n")
 
     # Wake at least every half second: a signal arriving between checks is then seen soon.
     while not stop.wait(0.5):

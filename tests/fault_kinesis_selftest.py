@@ -142,7 +142,9 @@ class Proxy:
             env=ENV,
         )
         line = read_line(self.proc, 10)
-        check(line.startswith("LISTENING "), f"proxy's first line is {line!r}, not LISTENING <port>")
+        check(
+            line.startswith("LISTENING "), f"proxy's first line is {line!r}, not LISTENING <port>"
+        )
         self.port = int(line.split()[1])
 
     def call(self, method: str, path: str, body: object = None) -> tuple[int, object]:
@@ -299,10 +301,16 @@ def test_delivery(proxy: Proxy, moto_port: int, summary: dict) -> None:
         f"proxy says {stats['records_forwarded']} records stored, stream has {len(stored)}",
     )
     check(stats["put_records_requests"] == attempts, "proxy counted a different number of calls")
-    check(stats["records_failed"] == outcomes["record:ProvisionedThroughputExceededException"]
-          + outcomes["record:InternalFailure"], "records_failed disagrees with the client")
-    check(stats["throttled"] == outcomes["ProvisionedThroughputExceededException"],
-          "throttled disagrees with the client")
+    check(
+        stats["records_failed"]
+        == outcomes["record:ProvisionedThroughputExceededException"]
+        + outcomes["record:InternalFailure"],
+        "records_failed disagrees with the client",
+    )
+    check(
+        stats["throttled"] == outcomes["ProvisionedThroughputExceededException"],
+        "throttled disagrees with the client",
+    )
     check(stats["errored_500"] == outcomes["InternalFailure"], "errored_500 disagrees")
     for name in ("records_failed", "throttled", "errored_500", "hung", "dropped"):
         check(stats[name] > 0, f"the seed injected no {name}: pick another seed")
@@ -394,7 +402,10 @@ def test_outage(proxy: Proxy, moto_port: int, summary: dict) -> None:
     answer = client.put_records(StreamName=STREAM, Records=[marker])
     check(answer["FailedRecordCount"] == 0, "PutRecords failed after the outage ended")
     stored = read_stream(kinesis(moto_port), STREAM)
-    check(sum(k == "OUTAGE" for k, _ in stored) == 1, "the record sent after the outage is not stored once")
+    check(
+        sum(k == "OUTAGE" for k, _ in stored) == 1,
+        "the record sent after the outage is not stored once",
+    )
     summary["outage_cut_requests"] = after["outage_closed"] - before["outage_closed"]
 
 
@@ -415,7 +426,9 @@ def test_malformed(proxy: Proxy, _moto_port: int, summary: dict) -> None:
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
         s.sendall(b"GARBAGE\r\n\r\n")
         reply = s.recv(200)
-        check(reply.startswith(b"HTTP/1.") and b" 400 " in reply[:20], f"garbage got {reply[:40]!r}")
+        check(
+            reply.startswith(b"HTTP/1.") and b" 400 " in reply[:20], f"garbage got {reply[:40]!r}"
+        )
     # Bad Content-Length.
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
         s.sendall(
@@ -458,9 +471,11 @@ def test_sigterm(proxy: Proxy, _moto_port: int, summary: dict) -> None:
     proxy.configure(hang=1, hang_seconds=60)
     client = kinesis(proxy.port, read_timeout=30)
     hung = threading.Thread(
-        target=lambda: _ignore(lambda: client.put_records(
-            StreamName=STREAM, Records=[{"Data": b"x\n", "PartitionKey": "SIGTERM"}]
-        )),
+        target=lambda: _ignore(
+            lambda: client.put_records(
+                StreamName=STREAM, Records=[{"Data": b"x\n", "PartitionKey": "SIGTERM"}]
+            )
+        ),
         daemon=True,
     )
     hung.start()
