@@ -73,6 +73,15 @@ Kinesis_20131202.<Op>``. The Java SDK/KPL send ``application/x-amz-cbor-1.1`` in
 such requests (and any rpc-v2-CBOR ones) are forwarded untouched, without faults, and
 counted in ``cbor_passthrough``, since moto does not decode CBOR anyway.
 
+What the Rust SDK makes of the faults (aws-sdk-kinesis 1.130, checked by hand against this
+proxy): the throttle is ``PutRecordsError::ProvisionedThroughputExceededException``
+(``code() == Some("ProvisionedThroughputExceededException")``); the 500 is an unhandled
+error with ``code() == Some("InternalFailure")`` (not the modeled
+``InternalFailureException``); a hang is a ``TimeoutError`` once the attempt timeout
+passes; a drop or the outage is a ``DispatchFailure`` ("connection closed before message
+completed"). Its standard retry strategy re-sends all four by itself (3 attempts unless
+configured), so a sender that wants to see each fault sets ``max_attempts(1)``.
+
 On SIGTERM or SIGINT the proxy stops accepting, cuts pending hangs short, prints
 ``STATS <json>`` on stdout and exits 0. Python 3.11 standard library only.
 """
