@@ -386,11 +386,11 @@ impl NoiseFloor {
             let block_end = (abs / NOISE_BLOCK + 1) * NOISE_BLOCK;
             let take = ((block_end - abs) as usize).min(mag.len() - i);
             let first = ((NOISE_STRIDE - abs % NOISE_STRIDE) % NOISE_STRIDE) as usize;
-            let mut j = i + first;
-            while j < i + take {
-                self.block.push(mag[j]);
-                j += NOISE_STRIDE as usize;
-            }
+            self.block.extend(
+                (i + first..i + take)
+                    .step_by(NOISE_STRIDE as usize)
+                    .map(|j| mag[j]),
+            );
             i += take;
             if abs + take as u64 == block_end {
                 self.close(abs / NOISE_BLOCK);

@@ -26,6 +26,7 @@
 //!   what such an error looks like) and repaired.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use super::crc;
@@ -132,10 +133,34 @@ struct Held {
     icao: u32,
 }
 
+/// Hashes the 24-bit keys here (syndromes, addresses) with one multiply:
+/// they are looked up for every candidate frame, and SipHash's flood
+/// resistance buys nothing for tables bounded by the aircraft in range.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u32(u32::from(b));
+        }
+    }
+    fn write_u32(&mut self, x: u32) {
+        let h = (self.0 ^ u64::from(x)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Fold the high half down: the table indexes with the low bits.
+        self.0 = h ^ (h >> 29);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type KeyMap<V> = HashMap<u32, V, BuildHasherDefault<KeyHasher>>;
+
 /// Syndrome tables: residue of an error pattern -> the bit(s) to flip.
 struct Syndromes {
-    one: [HashMap<u32, u8>; 2],
-    two: [HashMap<u32, (u8, u8)>; 2],
+    one: [KeyMap<u8>; 2],
+    two: [KeyMap<(u8, u8)>; 2],
     /// Syndrome of each single bit, by position.
     bit: [Vec<u32>; 2],
 }
@@ -151,8 +176,8 @@ fn syndrome_of(len: usize, bits: &[usize]) -> u32 {
 fn syndromes() -> &'static Syndromes {
     static S: OnceLock<Syndromes> = OnceLock::new();
     S.get_or_init(|| {
-        let mut one = [HashMap::new(), HashMap::new()];
-        let mut two = [HashMap::new(), HashMap::new()];
+        let mut one = [KeyMap::default(), KeyMap::default()];
+        let mut two = [KeyMap::default(), KeyMap::default()];
         let mut bit = [Vec::new(), Vec::new()];
         for (k, len) in [7usize, 14].into_iter().enumerate() {
             for a in 0..len * 8 {
@@ -223,10 +248,10 @@ fn aa(bytes: &[u8]) -> u32 {
 pub struct Acceptor {
     fix_bits: u8,
     sample_rate: f64,
-    confirmed: HashMap<u32, u64>,
+    confirmed: KeyMap<u64>,
     /// Last altitude each aircraft reported (feet, sample), to judge AP
     /// replies that claim to be from it.
-    altitude: HashMap<u32, (i32, u64)>,
+    altitude: KeyMap<(i32, u64)>,
     ic_seen: [u32; 128],
     held: VecDeque<Held>,
     last_sweep: u64,
@@ -242,8 +267,8 @@ impl Acceptor {
         Self {
             fix_bits: fix_bits.min(2),
             sample_rate: f64::from(sample_rate),
-            confirmed: HashMap::new(),
-            altitude: HashMap::new(),
+            confirmed: KeyMap::default(),
+            altitude: KeyMap::default(),
             ic_seen: [0; 128],
             held: VecDeque::new(),
             last_sweep: 0,
