@@ -133,6 +133,69 @@ pub(super) fn scalar_preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
     2 * s
 }
 
+/// Maximum-likelihood bits of a 2.0 MS/s hypothesis at a fractional phase
+/// of `p` quarters of a sample, by a two-state Viterbi search.
+///
+/// There a sample covers the last p/4 of one half-bit and the first
+/// (4 − p)/4 of the next, so the sample opening bit i reads
+/// `A·(p/4·(1 − b[i−1]) + (4 − p)/4·b[i])` and the one closing it
+/// `A·(p/4·b[i] + (4 − p)/4·(1 − b[i]))`: each bit's first sample depends
+/// on the bit before. Deciding bit by bit (decision feedback) lets one
+/// wrong bit spoil the next; weighing whole sequences by squared error
+/// against that model does not. `amp` is A, a pulse sample's magnitude;
+/// before the data the preamble is quiet (as after a 1), and after the
+/// last bit the channel is quiet again. Decisions go to `bytes`, and the
+/// decision each bit's first half had (whether the previous bit was 1) to
+/// `prev_one`.
+pub(super) fn viterbi_2m(
+    m: &[u16],
+    p: usize,
+    amp: i64,
+    nbits: usize,
+    bytes: &mut [u8; 14],
+    prev_one: &mut [bool; BITS],
+) {
+    const INF: i64 = i64::MAX / 4;
+    let f = p as i64;
+    // Data sample j, in quarters of a magnitude.
+    let y = |j: usize| 4 * i64::from(m[16 + j]);
+    // cost[b]: the best path so far ending with a bit b.
+    let mut cost = [INF, 0];
+    let mut from = [[0u8; 2]; BITS];
+    for (i, from) in from.iter_mut().enumerate().take(nbits) {
+        let (ya, yb) = (y(2 * i), y(2 * i + 1));
+        let mut next = [INF; 2];
+        for b in 0..2i64 {
+            let closing = yb - amp * (f * b + (4 - f) * (1 - b));
+            for prev in 0..2i64 {
+                let opening = ya - amp * (f * (1 - prev) + (4 - f) * b);
+                let c = cost[prev as usize] + opening * opening + closing * closing;
+                if c < next[b as usize] {
+                    next[b as usize] = c;
+                    from[b as usize] = prev as u8;
+                }
+            }
+        }
+        cost = next;
+    }
+    // After the last bit: the tail of its second half, then quiet.
+    let yt = y(2 * nbits);
+    for b in 0..2i64 {
+        let e = yt - amp * f * (1 - b);
+        cost[b as usize] += e * e;
+    }
+    let mut b = usize::from(cost[1] < cost[0]);
+    *bytes = [0; 14];
+    for i in (0..nbits).rev() {
+        if b == 1 {
+            bytes[i / 8] |= 0x80 >> (i % 8);
+        }
+        let prev = usize::from(from[i][b]);
+        prev_one[i] = prev == 1;
+        b = prev;
+    }
+}
+
 /// SSE2 is part of x86_64 itself, so no run-time check is needed.
 /// `PREAMBLE_SAMPLES` is 24: three 8-lane loads.
 #[cfg(target_arch = "x86_64")]
@@ -224,6 +287,32 @@ mod tests {
         (0..n as u32)
             .map(|i| ((i ^ seed).wrapping_mul(2_654_435_761) >> 16) as u16)
             .collect()
+    }
+
+    #[test]
+    fn viterbi_reads_a_half_sample_phase_that_confounds_bit_by_bit_slicing() {
+        // Half a sample late, every sample holds half of two half-bits:
+        // the envelope is flat except where two pulses or two gaps meet.
+        let bytes: [u8; 7] = [0x5d, 0x40, 0x6b, 0x90, 0x00, 0xff, 0x33];
+        let amp = 1000i64;
+        let mut halves = vec![0i64; 16]; // preamble tail: quiet
+        for i in 0..56 {
+            let b = i64::from(bytes[i / 8] >> (7 - i % 8) & 1);
+            halves.extend([b, 1 - b]);
+        }
+        halves.extend([0, 0, 0]);
+        // Sample k covers the last half of half-bit k-1 and the first of k.
+        let m: Vec<u16> = (0..halves.len())
+            .map(|k| {
+                let before = if k == 0 { 0 } else { halves[k - 1] };
+                ((amp * (before + halves[k])) / 2) as u16
+            })
+            .collect();
+        let mut got = [0u8; 14];
+        let mut prev_one = [false; BITS];
+        viterbi_2m(&m, 2, amp, 56, &mut got, &mut prev_one);
+        assert_eq!(&got[..7], &bytes);
+        assert!(prev_one[0], "the preamble ends as a 1 does");
     }
 
     #[test]

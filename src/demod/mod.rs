@@ -721,7 +721,15 @@ impl Demodulator {
                 &mut prev_one,
             );
             let len = bits / 8;
-            let Some(checked) = self.acceptor.check(&mut bytes, len, now, &margins[..bits]) else {
+            let mut checked = self.acceptor.check(&mut bytes, len, now, &margins[..bits]);
+            if checked.is_none() && feedback.is_some() {
+                // Decision feedback failed at a 2.0 MS/s fractional phase:
+                // ask the sequence estimator (see `viterbi_2m`), which
+                // reads half-sample phases that defeat bit-by-bit slicing.
+                checked =
+                    self.viterbi_reading(m, p, pulse, plan, bits, &mut bytes, &mut margins, now);
+            }
+            let Some(checked) = checked else {
                 continue;
             };
             let margin: u32 = margins[..bits].iter().sum();
@@ -747,6 +755,42 @@ impl Demodulator {
             }
         }
         best
+    }
+}
+
+impl Demodulator {
+    /// Re-read a 2.0 MS/s hypothesis at fractional phase `p` with the
+    /// Viterbi search and judge it. Margins are each bit's distance from
+    /// the decision-feedback threshold set by the bit before on the chosen
+    /// path, so repair still starts from the least certain bits.
+    #[allow(clippy::too_many_arguments)]
+    fn viterbi_reading(
+        &self,
+        m: &[u16],
+        p: usize,
+        pulse: u32,
+        plan: &BitPlan,
+        bits: usize,
+        bytes: &mut [u8; 14],
+        margins: &mut [u32; 112],
+        now: u64,
+    ) -> Option<Checked> {
+        // Four pulse slots of four units each: sixteen pulse samples' worth.
+        let amp = i64::from(pulse / 16);
+        let mut prev_one = [false; BITS];
+        kernel::viterbi_2m(m, p, amp, bits, bytes, &mut prev_one);
+        let q = feedback(self.rate, p, pulse).map_or(0, |q| q as i32);
+        let mut diffs = [0i32; BITS];
+        bit_diffs(m, plan, 0..bits, &mut diffs);
+        for (bit, margin) in margins.iter_mut().enumerate().take(bits) {
+            let x = if prev_one[bit] {
+                diffs[bit] + q
+            } else {
+                diffs[bit] - q
+            };
+            *margin = x.unsigned_abs();
+        }
+        self.acceptor.check(bytes, bits / 8, now, &margins[..bits])
     }
 }
 
