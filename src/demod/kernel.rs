@@ -85,7 +85,7 @@ pub(super) fn bit_diffs(
     bits: std::ops::Range<usize>,
     out: &mut [i32; BITS],
 ) {
-    debug_assert!(bits.start % 2 == 0 && bits.end % 2 == 0 && bits.end <= BITS);
+    debug_assert!(bits.start.is_multiple_of(2) && bits.end.is_multiple_of(2) && bits.end <= BITS);
     #[cfg(target_arch = "x86_64")]
     {
         sse2::bit_diffs(m, plan, bits, out);
