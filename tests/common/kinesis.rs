@@ -1,9 +1,10 @@
 //! Helpers of the Kinesis end-to-end tests: an SDK client for moto, the
 //! stream read back from TRIM_HORIZON as counted (key, untimed line)
-//! pairs, `run` with the test AWS environment and its log fields.
+//! pairs, `run` with the test AWS environment, its log fields, and
+//! [`FaultProxy`] (tests/fault_kinesis.py) in front of moto.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -231,3 +232,136 @@ pub fn repeated_recording(dir: &TempDir, times: usize) -> std::path::PathBuf {
     p
 }
 
+/// How the lines read back from a stream compare with the lines expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Expected lines (with multiplicity).
+    pub expected: usize,
+    /// Expected lines the stream lacks.
+    pub missing: usize,
+    /// Extra copies of expected lines.
+    pub duplicates: usize,
+    /// Lines in the stream that were not expected at all.
+    pub unexpected: usize,
+}
+
+/// Compare counted (key, untimed line) pairs: what the stream holds
+/// (`got`) against what should be there once each (`want`).
+pub fn compare(
+    got: &HashMap<(String, String), usize>,
+    want: &HashMap<(String, String), usize>,
+) -> Delivery {
+    let mut d = Delivery {
+        expected: total(want),
+        missing: 0,
+        duplicates: 0,
+        unexpected: 0,
+    };
+    for (k, &w) in want {
+        let g = got.get(k).copied().unwrap_or(0);
+        d.missing += w.saturating_sub(g);
+        d.duplicates += g.saturating_sub(w);
+    }
+    for (k, &g) in got {
+        if !want.contains_key(k) {
+            d.unexpected += g;
+        }
+    }
+    d
+}
+
+/// tests/fault_kinesis.py, the fault-injecting Kinesis proxy, in front of
+/// `upstream` on a port it picks itself; killed when dropped.
+pub struct FaultProxy {
+    pub port: u16,
+    child: Child,
+    /// Kept open: the proxy prints its final stats there at exit.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl FaultProxy {
+    /// Start the proxy with extra command-line options (`--fail-records
+    /// 0.3`, ...) and wait for its `LISTENING <port>` line.
+    pub fn start(upstream: &str, options: &[&str]) -> FaultProxy {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fault_kinesis.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .args(["--upstream", upstream, "--listen-port", "0"])
+            .args(options)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start python3 tests/fault_kinesis.py");
+        let mut stdout = BufReader::new(child.stdout.take().expect("proxy stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("read the proxy's stdout");
+        let port = line
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.trim().parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("the proxy did not print LISTENING <port> but {line:?} ({status:?})");
+        };
+        FaultProxy {
+            port,
+            child,
+            _stdout: stdout,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One call to the control API; the answer's JSON body.
+    fn control(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect proxy");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send control request");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read control answer");
+        let (head, json) = answer
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no HTTP answer from the proxy: {answer:?}"));
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{method} {path}: {head}\n{json}"
+        );
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{method} {path}: {e}: {json:?}"))
+    }
+
+    /// The proxy's counters (`GET /_fault/stats`).
+    pub fn stats(&self) -> serde_json::Value {
+        self.control("GET", "/_fault/stats", "")
+    }
+
+    /// Change settings at run time (`POST /_fault/config`); the new
+    /// settings.
+    pub fn configure(&self, settings: serde_json::Value) -> serde_json::Value {
+        self.control("POST", "/_fault/config", &settings.to_string())
+    }
+}
+
+/// A counter from the proxy's stats.
+pub fn stat(stats: &serde_json::Value, name: &str) -> u64 {
+    stats[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name} in {stats}"))
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
