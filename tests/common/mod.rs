@@ -2,6 +2,9 @@
 //! shared test data.
 #![allow(dead_code)]
 
+#[cfg(feature = "aws")]
+pub mod kinesis;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
