@@ -354,7 +354,7 @@ pub struct Demodulator {
 /// replies cover a small part of it even on a busy channel.
 const NOISE_BLOCK: u64 = 8192;
 /// One sample in this many enters the noise estimate.
-const NOISE_STRIDE: u64 = 16;
+const NOISE_STRIDE: u64 = 32;
 
 /// The noise floor, estimated per block of [`NOISE_BLOCK`] samples as the
 /// lower quartile of its magnitudes. Most samples hold only noise even on a
@@ -386,11 +386,12 @@ impl NoiseFloor {
             let block_end = (abs / NOISE_BLOCK + 1) * NOISE_BLOCK;
             let take = ((block_end - abs) as usize).min(mag.len() - i);
             let first = ((NOISE_STRIDE - abs % NOISE_STRIDE) % NOISE_STRIDE) as usize;
-            self.block.extend(
-                (i + first..i + take)
-                    .step_by(NOISE_STRIDE as usize)
-                    .map(|j| mag[j]),
-            );
+            let seg = &mag[i..i + take];
+            let mut j = first;
+            while j < seg.len() {
+                self.block.push(seg[j]);
+                j += NOISE_STRIDE as usize;
+            }
             i += take;
             if abs + take as u64 == block_end {
                 self.close(abs / NOISE_BLOCK);
