@@ -133,56 +133,108 @@ pub(super) fn scalar_preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
     2 * s
 }
 
-/// Maximum-likelihood bits of a 2.0 MS/s hypothesis at a fractional phase
-/// of `p` quarters of a sample, by a two-state Viterbi search.
+/// What a 2.0 MS/s sample reads, by context: a bit's opening sample
+/// (`open[prev][bit]`) and its closing sample (`close[bit][next]`), where
+/// `prev` and `next` are the neighbouring bits (the preamble ends as a 1
+/// does, and after the last bit the channel reads as a 0 would).
 ///
-/// There a sample covers the last p/4 of one half-bit and the first
-/// (4 − p)/4 of the next, so the sample opening bit i reads
-/// `A·(p/4·(1 − b[i−1]) + (4 − p)/4·b[i])` and the one closing it
-/// `A·(p/4·b[i] + (4 − p)/4·(1 − b[i]))`: each bit's first sample depends
-/// on the bit before. Deciding bit by bit (decision feedback) lets one
-/// wrong bit spoil the next; weighing whole sequences by squared error
-/// against that model does not. `amp` is A, a pulse sample's magnitude;
-/// before the data the preamble is quiet (as after a 1), and after the
-/// last bit the channel is quiet again. Decisions go to `bytes`, and the
-/// decision each bit's first half had (whether the previous bit was 1) to
-/// `prev_one`.
+/// At 2.0 MS/s a half-bit is one sample, and what leaks into it from its
+/// neighbours (the sub-sample phase, and the receiver's band limit, which
+/// smears a 0.5 µs pulse over two samples) depends only on the bits on
+/// either side; so these eight levels describe a reply completely.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Model2m {
+    open: [[i64; 2]; 2],
+    close: [[i64; 2]; 2],
+}
+
+impl Model2m {
+    /// Square pulses of magnitude `amp` starting `p` quarters of a sample
+    /// late: a sample holds the last p/4 of one half-bit and the first
+    /// (4 − p)/4 of the next.
+    pub(super) fn square(p: usize, amp: i64) -> Self {
+        let f = p as i64;
+        let mut m = Self {
+            open: [[0; 2]; 2],
+            close: [[0; 2]; 2],
+        };
+        for a in 0..2i64 {
+            for b in 0..2i64 {
+                m.open[a as usize][b as usize] = amp * (f * (1 - a) + (4 - f) * b) / 4;
+                m.close[a as usize][b as usize] = amp * (f * a + (4 - f) * (1 - a)) / 4;
+            }
+        }
+        m
+    }
+
+    /// The levels the samples of `m` actually show for the bits in
+    /// `bytes` (decision-directed); contexts that never occur keep `self`'s.
+    pub(super) fn fitted(&self, m: &[u16], bytes: &[u8; 14], nbits: usize) -> Self {
+        let bit = |i: usize| usize::from(bytes[i / 8] >> (7 - i % 8) & 1);
+        let mut sum = [[[0i64; 2]; 2]; 2];
+        let mut n = [[[0i64; 2]; 2]; 2];
+        for i in 0..nbits {
+            let b = bit(i);
+            let prev = if i == 0 { 1 } else { bit(i - 1) };
+            let next = if i + 1 < nbits { bit(i + 1) } else { 0 };
+            sum[0][prev][b] += i64::from(m[16 + 2 * i]);
+            n[0][prev][b] += 1;
+            sum[1][b][next] += i64::from(m[17 + 2 * i]);
+            n[1][b][next] += 1;
+        }
+        let mut out = *self;
+        for a in 0..2 {
+            for b in 0..2 {
+                if n[0][a][b] > 0 {
+                    out.open[a][b] = sum[0][a][b] / n[0][a][b];
+                }
+                if n[1][a][b] > 0 {
+                    out.close[a][b] = sum[1][a][b] / n[1][a][b];
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Maximum-likelihood bits of a 2.0 MS/s hypothesis under `model`, by a
+/// two-state Viterbi search over squared errors. Deciding bit by bit
+/// (decision feedback) lets one wrong bit spoil the next; weighing whole
+/// sequences does not. Decisions go to `bytes`, and for each bit whether
+/// the bit before it on the chosen path was a 1 to `prev_one`.
 pub(super) fn viterbi_2m(
     m: &[u16],
-    p: usize,
-    amp: i64,
+    model: &Model2m,
     nbits: usize,
     bytes: &mut [u8; 14],
     prev_one: &mut [bool; BITS],
 ) {
     const INF: i64 = i64::MAX / 4;
-    let f = p as i64;
-    // Data sample j, in quarters of a magnitude.
-    let y = |j: usize| 4 * i64::from(m[16 + j]);
+    let y = |j: usize| i64::from(m[16 + j]);
+    let sq = |x: i64| x * x;
     // cost[b]: the best path so far ending with a bit b.
-    let mut cost = [INF, 0];
+    let mut cost = [INF; 2];
+    for (b, c) in cost.iter_mut().enumerate() {
+        *c = sq(y(0) - model.open[1][b]);
+    }
     let mut from = [[0u8; 2]; BITS];
-    for (i, from) in from.iter_mut().enumerate().take(nbits) {
-        let (ya, yb) = (y(2 * i), y(2 * i + 1));
+    for (i, from) in from.iter_mut().enumerate().take(nbits).skip(1) {
+        let (yc, yo) = (y(2 * i - 1), y(2 * i));
         let mut next = [INF; 2];
-        for b in 0..2i64 {
-            let closing = yb - amp * (f * b + (4 - f) * (1 - b));
-            for prev in 0..2i64 {
-                let opening = ya - amp * (f * (1 - prev) + (4 - f) * b);
-                let c = cost[prev as usize] + opening * opening + closing * closing;
-                if c < next[b as usize] {
-                    next[b as usize] = c;
-                    from[b as usize] = prev as u8;
+        for b in 0..2 {
+            for (prev, &before) in cost.iter().enumerate() {
+                let c = before + sq(yc - model.close[prev][b]) + sq(yo - model.open[prev][b]);
+                if c < next[b] {
+                    next[b] = c;
+                    from[b] = prev as u8;
                 }
             }
         }
         cost = next;
     }
-    // After the last bit: the tail of its second half, then quiet.
-    let yt = y(2 * nbits);
-    for b in 0..2i64 {
-        let e = yt - amp * f * (1 - b);
-        cost[b as usize] += e * e;
+    // The last bit closes, and the channel after it reads as a 0 would.
+    for (b, c) in cost.iter_mut().enumerate() {
+        *c += sq(y(2 * nbits - 1) - model.close[b][0]) + sq(y(2 * nbits) - model.open[b][0]);
     }
     let mut b = usize::from(cost[1] < cost[0]);
     *bytes = [0; 14];
@@ -190,7 +242,7 @@ pub(super) fn viterbi_2m(
         if b == 1 {
             bytes[i / 8] |= 0x80 >> (i % 8);
         }
-        let prev = usize::from(from[i][b]);
+        let prev = if i == 0 { 1 } else { usize::from(from[i][b]) };
         prev_one[i] = prev == 1;
         b = prev;
     }
@@ -282,6 +334,10 @@ mod tests {
     use super::*;
     use crate::demod::{Demodulator, Rate};
 
+    /// How a half-bit's pulse spreads: into the sample before, its own,
+    /// and the sample after.
+    const SPILL: (i64, i64, i64) = (150, 600, 500);
+
     /// A deterministic spread of magnitudes over the whole 16-bit range.
     fn samples(n: usize, seed: u32) -> Vec<u16> {
         (0..n as u32)
@@ -310,9 +366,43 @@ mod tests {
             .collect();
         let mut got = [0u8; 14];
         let mut prev_one = [false; BITS];
-        viterbi_2m(&m, 2, amp, 56, &mut got, &mut prev_one);
+        viterbi_2m(&m, &Model2m::square(2, amp), 56, &mut got, &mut prev_one);
         assert_eq!(&got[..7], &bytes);
         assert!(prev_one[0], "the preamble ends as a 1 does");
+        // Fitted to its own decisions, the model is the one that made m.
+        assert_eq!(
+            Model2m::square(2, amp).fitted(&m, &got, 56),
+            Model2m::square(2, amp)
+        );
+    }
+
+    #[test]
+    fn a_fitted_model_reads_pulses_smeared_over_two_samples() {
+        // A band limit spreads each half-bit into its neighbours, more into
+        // the one after: square pulses misread some bits, and the levels
+        // fitted to that reading read them all.
+        let bytes: [u8; 7] = [0x28, 0x00, 0x10, 0x27, 0x93, 0xaf, 0x4f];
+        let mut halves = vec![0i64; 16];
+        for i in 0..56 {
+            let b = i64::from(bytes[i / 8] >> (7 - i % 8) & 1);
+            halves.extend([b, 1 - b]);
+        }
+        halves.extend([0, 0, 0]);
+        let (spill_back, own, spill_on) = (SPILL.0, SPILL.1, SPILL.2);
+        let m: Vec<u16> = (0..halves.len())
+            .map(|k| {
+                let before = if k == 0 { 0 } else { halves[k - 1] };
+                let after = halves.get(k + 1).copied().unwrap_or(0);
+                (spill_on * before + own * halves[k] + spill_back * after) as u16
+            })
+            .collect();
+        let (mut got, mut prev_one) = ([0u8; 14], [false; BITS]);
+        let square = Model2m::square(0, own);
+        viterbi_2m(&m, &square, 56, &mut got, &mut prev_one);
+        assert_ne!(&got[..7], &bytes, "the square model should misread this");
+        let fitted = square.fitted(&m, &got, 56);
+        viterbi_2m(&m, &fitted, 56, &mut got, &mut prev_one);
+        assert_eq!(&got[..7], &bytes);
     }
 
     #[test]

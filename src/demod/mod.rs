@@ -451,6 +451,8 @@ const FLOOR_RATIO_16THS: u32 = 40;
 /// Inside an accepted reply, a preamble's pulse samples must sum to this
 /// many sixteenths of the reply's own to be tried.
 const INSIDE_RATIO_16THS: u32 = 24;
+/// Rounds of fitting the 2.0 MS/s sample model to a Viterbi reading.
+const FIT_ROUNDS: usize = 1;
 /// Phase hypotheses sliced per position, best preamble first.
 const MAX_PHASES_SLICED: usize = 2;
 /// Screen: the third and fourth pulses must each peak above this many
@@ -723,10 +725,10 @@ impl Demodulator {
             );
             let len = bits / 8;
             let mut checked = self.acceptor.check(&mut bytes, len, now, &margins[..bits]);
-            if checked.is_none() && feedback.is_some() {
-                // Decision feedback failed at a 2.0 MS/s fractional phase:
-                // ask the sequence estimator (see `viterbi_2m`), which
-                // reads half-sample phases that defeat bit-by-bit slicing.
+            if checked.is_none() && self.rate == Rate::Msps2_0 {
+                // Decision feedback failed at 2.0 MS/s: ask the sequence
+                // estimator (see `viterbi_2m`), which reads half-sample
+                // phases and smeared pulses that defeat bit-by-bit slicing.
                 checked =
                     self.viterbi_reading(m, p, pulse, plan, bits, &mut bytes, &mut margins, now);
             }
@@ -777,21 +779,41 @@ impl Demodulator {
         now: u64,
     ) -> Option<Checked> {
         // Four pulse slots of four units each: sixteen pulse samples' worth.
-        let amp = i64::from(pulse / 16);
+        let square = kernel::Model2m::square(p, i64::from(pulse / 16));
         let mut prev_one = [false; BITS];
-        kernel::viterbi_2m(m, p, amp, bits, bytes, &mut prev_one);
+        kernel::viterbi_2m(m, &square, bits, bytes, &mut prev_one);
         let q = feedback(self.rate, p, pulse).map_or(0, |q| q as i32);
         let mut diffs = [0i32; BITS];
         bit_diffs(m, plan, 0..bits, &mut diffs);
-        for (bit, margin) in margins.iter_mut().enumerate().take(bits) {
-            let x = if prev_one[bit] {
-                diffs[bit] + q
-            } else {
-                diffs[bit] - q
-            };
-            *margin = x.unsigned_abs();
+        let margins_for = |prev_one: &[bool; BITS], margins: &mut [u32; 112]| {
+            for (bit, margin) in margins.iter_mut().enumerate().take(bits) {
+                let x = if prev_one[bit] {
+                    diffs[bit] + q
+                } else {
+                    diffs[bit] - q
+                };
+                *margin = x.unsigned_abs();
+            }
+        };
+        margins_for(&prev_one, margins);
+        let first = *bytes;
+        if let Some(c) = self.acceptor.check(bytes, bits / 8, now, &margins[..bits]) {
+            return Some(c);
         }
-        self.acceptor.check(bytes, bits / 8, now, &margins[..bits])
+        // The receiver's band limit smears pulses beyond the square model:
+        // learn the eight levels from this reading and read again.
+        let mut model = square;
+        let mut reading = first;
+        for _ in 0..FIT_ROUNDS {
+            model = model.fitted(m, &reading, bits);
+            kernel::viterbi_2m(m, &model, bits, bytes, &mut prev_one);
+            margins_for(&prev_one, margins);
+            reading = *bytes;
+            if let Some(c) = self.acceptor.check(bytes, bits / 8, now, &margins[..bits]) {
+                return Some(c);
+            }
+        }
+        None
     }
 }
 
