@@ -451,8 +451,6 @@ const FLOOR_RATIO_16THS: u32 = 40;
 /// Inside an accepted reply, a preamble's pulse samples must sum to this
 /// many sixteenths of the reply's own to be tried.
 const INSIDE_RATIO_16THS: u32 = 24;
-/// Rounds of fitting the 2.0 MS/s sample model to a Viterbi reading.
-const FIT_ROUNDS: usize = 1;
 /// Phase hypotheses sliced per position, best preamble first.
 const MAX_PHASES_SLICED: usize = 2;
 /// Screen: the third and fourth pulses must each peak above this many
@@ -762,8 +760,8 @@ impl Demodulator {
 }
 
 impl Demodulator {
-    /// Re-read a 2.0 MS/s hypothesis at fractional phase `p` with the
-    /// Viterbi search and judge it. Margins are each bit's distance from
+    /// Re-read a 2.0 MS/s hypothesis at phase `p` with the Viterbi search
+    /// and judge it. Margins are each bit's distance from
     /// the decision-feedback threshold set by the bit before on the chosen
     /// path, so repair still starts from the least certain bits.
     #[allow(clippy::too_many_arguments)]
@@ -801,19 +799,12 @@ impl Demodulator {
             return Some(c);
         }
         // The receiver's band limit smears pulses beyond the square model:
-        // learn the eight levels from this reading and read again.
-        let mut model = square;
-        let mut reading = first;
-        for _ in 0..FIT_ROUNDS {
-            model = model.fitted(m, &reading, bits);
-            kernel::viterbi_2m(m, &model, bits, bytes, &mut prev_one);
-            margins_for(&prev_one, margins);
-            reading = *bytes;
-            if let Some(c) = self.acceptor.check(bytes, bits / 8, now, &margins[..bits]) {
-                return Some(c);
-            }
-        }
-        None
+        // learn the eight levels from this reading and read again (a second
+        // round of fitting gained almost nothing in the simulator).
+        let fitted = square.fitted(m, &first, bits);
+        kernel::viterbi_2m(m, &fitted, bits, bytes, &mut prev_one);
+        margins_for(&prev_one, margins);
+        self.acceptor.check(bytes, bits / 8, now, &margins[..bits])
     }
 }
 
