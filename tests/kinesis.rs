@@ -13,8 +13,35 @@ use common::kinesis::*;
 use common::*;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// Restart on `port` with the endpoint up (a new 2-shard stream S) and an
+/// empty input, so only what the spool in `spool` holds is sent. Returns
+/// the server, the run's exit status and its stderr.
+fn restart_to_drain(dir: &TempDir, port: u16, spool: &str) -> (Moto, ExitStatus, String) {
+    let moto = Moto::start_on(port);
+    create_stream(&moto.url(), "S", 2);
+    let empty = dir.path("empty.cu8");
+    std::fs::write(&empty, b"").unwrap();
+    let source = format!("file:{}", empty.display());
+    let run = run_cmd(&[
+        "--source",
+        &source,
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &moto.url(),
+        "--spool-dir",
+        spool,
+        "--shutdown-timeout",
+        "60s",
+    ])
+    .spawn()
+    .expect("restart run");
+    let (status, err) = finish(run, Duration::from_secs(120));
+    (moto, status, err)
+}
 
 fn file_run_matches_decode(extra: &[&str]) -> (usize, usize) {
     let moto = Moto::start();
@@ -184,26 +211,7 @@ fn sigterm_with_endpoint_down_then_restart_loses_nothing() {
         .unwrap();
 
     // Restart with the endpoint up and no new input: the spool drains.
-    let moto = Moto::start_on(port);
-    create_stream(&url, "S", 2);
-    let empty = dir.path("empty.cu8");
-    std::fs::write(&empty, b"").unwrap();
-    let empty_source = format!("file:{}", empty.display());
-    let second = run_cmd(&[
-        "--source",
-        &empty_source,
-        "--stream",
-        "S",
-        "--endpoint-url",
-        &moto.url(),
-        "--spool-dir",
-        &spool_s,
-        "--shutdown-timeout",
-        "60s",
-    ])
-    .spawn()
-    .expect("restart run");
-    let (status, err2) = finish(second, Duration::from_secs(120));
+    let (moto, status, err2) = restart_to_drain(&dir, port, &spool_s);
     assert!(status.success(), "{status:?}\n{err2}");
     assert!(err2.contains("torn or corrupt"), "{err2}");
     let (got, records) = stream_lines(&read_stream(&moto.url(), "S"));
@@ -435,26 +443,7 @@ fn spool_full_drops_oldest_counts_them_and_delivers_the_rest() {
     );
     assert!(finished_field(&err1, "spool_bytes") <= 2 << 20, "{err1}");
 
-    let moto = Moto::start_on(port);
-    create_stream(&url, "S", 2);
-    let empty = dir.path("empty.cu8");
-    std::fs::write(&empty, b"").unwrap();
-    let empty_source = format!("file:{}", empty.display());
-    let second = run_cmd(&[
-        "--source",
-        &empty_source,
-        "--stream",
-        "S",
-        "--endpoint-url",
-        &moto.url(),
-        "--spool-dir",
-        &spool_s,
-        "--shutdown-timeout",
-        "60s",
-    ])
-    .spawn()
-    .expect("restart run");
-    let (status, err2) = finish(second, Duration::from_secs(120));
+    let (moto, status, err2) = restart_to_drain(&dir, port, &spool_s);
     assert!(status.success(), "{status:?}\n{err2}");
     let (_, records) = stream_lines(&read_stream(&moto.url(), "S"));
     assert_eq!(records as u64, kept, "{err2}");
