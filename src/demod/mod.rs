@@ -588,8 +588,8 @@ impl Demodulator {
                     if !self.rate.shape(&self.buf[s..s + 20]) {
                         continue;
                     }
-                    if let Some((end, min)) = self.inside {
-                        if self.base + (s as u64) < end
+                    if let Some((until, min)) = self.inside {
+                        if self.base + (s as u64) < until
                             && self.rate.pulse_sum(&self.buf[s..s + 20]) <= min
                         {
                             continue;
