@@ -104,9 +104,11 @@ fn twenty_db_at_2_0_msps() {
         s.recall(),
         s.clear_recall()
     );
-    // Regression guard below the 99 % goal, which 2.0 MS/s does not reach
-    // yet (98.5 % of clear frames when this was written).
-    assert!(s.clear_recall() >= 0.975, "{s:?}");
+    // 99 % of the frames no other reply overlaps (99.5 % when this was
+    // written). All frames, overlapped ones included, stay short of 99 %
+    // (98.4 %): at 2.0 MS/s a same-strength overlap is rarely recovered.
+    assert!(s.clear_recall() >= 0.99, "{s:?}");
+    assert!(s.recall() >= 0.98, "{s:?}");
     assert_eq!(s.false_frames, 0, "{s:?}");
 }
 
