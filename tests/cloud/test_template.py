@@ -134,6 +134,17 @@ class Template(unittest.TestCase):
         for key in ("BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRetryAttempts"):
             self.assertIsInstance(m[key], int, key)
 
+    def test_stream_mode_and_shards(self):
+        # moto reports every stream as PROVISIONED, so the wiring is read
+        # here: on-demand streams must not be given a shard count.
+        props = self.r["Stream"]["Properties"]
+        self.assertEqual(props["StreamModeDetails"], {"StreamMode": {"Ref": "StreamMode"}})
+        self.assertEqual(props["ShardCount"], {"Fn::If": ["IsProvisioned", {"Ref": "ShardCount"},
+                                                          {"Ref": "AWS::NoValue"}]})
+        self.assertEqual(self.t["Conditions"]["IsProvisioned"],
+                         {"Fn::Equals": [{"Ref": "StreamMode"}, "PROVISIONED"]})
+        self.assertEqual(props["RetentionPeriodHours"], {"Ref": "RetentionHours"})
+
     def test_outputs(self):
         self.assertLessEqual(
             {"StreamName", "StreamArn", "DevicePolicyArn", "ArchiveBucketName",
