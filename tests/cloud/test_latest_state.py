@@ -226,6 +226,34 @@ class LatestState(unittest.TestCase):
             TableName=self.table, Key={"icao": {"S": "222222"}}))
         self.assertEqual(self.writes(), 3)
 
+    def test_a_concurrent_writer_is_merged_not_overwritten(self):
+        b = Batch()
+        b.add(sbs(3, "777777", 5.0, altitude=7000))
+        other = {"icao": {"S": "777777"}, "squawk": {"S": "7000"},
+                 "last_seen": {"N": f"{epoch(9.0):.3f}"},
+                 "ts": {"M": {"squawk": {"N": f"{epoch(9.0):.3f}"},
+                              "last_seen": {"N": f"{epoch(9.0):.3f}"}}},
+                 "expire_at": {"N": str(int(epoch(9.0)) + 60)}, "version": {"N": "1"}}
+        done = []
+
+        def race(params, **_):
+            # Another writer gets in between the handler's read and write.
+            if not done:
+                done.append(True)
+                self.ddb.put_item(TableName=self.table, Item=other)
+
+        self.fn.ddb.meta.events.register("provide-client-params.dynamodb.PutItem", race)
+        try:
+            got = self.run_batch(b)
+        finally:
+            self.fn.ddb.meta.events.unregister("provide-client-params.dynamodb.PutItem", race)
+        self.assertEqual(got, {"batchItemFailures": []})
+        self.assertEqual(self.calls["PutItem"], 2, "the first, conditional, write must fail")
+        a = self.item("777777")
+        self.assertEqual((a["squawk"], a["altitude_ft"], a["version"]), ("7000", 7000, 2))
+        self.assertEqual(a["last_seen"], epoch(9.0))
+        self.assertEqual(a[TTL_ATTR], int(epoch(9.0)) + TTL_HOURS * 3600)
+
     def test_a_failed_write_reports_that_aircrafts_records(self):
         b = Batch()
         ok = b.add(sbs(3, "555555", 1.0, altitude=5000))
