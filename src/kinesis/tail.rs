@@ -847,10 +847,10 @@ mod tests {
         }
     }
 
-    fn timing() -> ReadTiming {
+    fn timing(relist: Duration) -> ReadTiming {
         ReadTiming {
             poll: Duration::from_millis(5),
-            relist: Duration::from_secs(3600),
+            relist,
             retry: RetryPolicy {
                 base: Duration::from_millis(1),
                 cap: Duration::from_millis(5),
@@ -861,7 +861,7 @@ mod tests {
 
     /// Run the readers until `n` records arrived; (shard, data) in the
     /// order the output saw them.
-    fn collect(fake: Fake, from: StartAt, n: usize, during: impl FnOnce(&Fake) + Send + 'static) -> (Vec<(String, String)>, Arc<TailTelemetry>) {
+    fn collect(fake: Fake, relist: Duration, n: usize, during: impl FnOnce(&Fake) + Send + 'static) -> (Vec<(String, String)>, Arc<TailTelemetry>) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -870,7 +870,7 @@ mod tests {
             let (tx, mut rx) = mpsc::channel(4);
             let t = Arc::new(TailTelemetry::default());
             let cancel = CancellationToken::new();
-            let task = tokio::spawn(read_stream(fake.clone(), from, timing(), tx, t.clone(), cancel.clone()));
+            let task = tokio::spawn(read_stream(fake.clone(), StartAt::TrimHorizon, timing(relist), tx, t.clone(), cancel.clone()));
             let mut got = Vec::new();
             let mut during = Some(during);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -898,15 +898,20 @@ mod tests {
     #[test]
     fn children_are_read_only_after_their_parent_is_drained() {
         let fake = Fake::default();
-        for i in 0..12 {
+        for i in 0..60 {
             fake.put("s0", &format!("A{i}"));
+        }
+        for i in 0..12 {
             fake.put("s1", &format!("B{i}"));
         }
         // As soon as the first records are out: split s0, and write to
-        // the children, which now own key A's range.
-        let (got, t) = collect(fake, StartAt::TrimHorizon, 36, |f| {
+        // the children, which now own key A's range. s0 takes 20 calls
+        // 5 ms apart to drain, and the shards are listed again every
+        // millisecond meanwhile: the children are known long before s0
+        // ends, and must still wait.
+        let (got, t) = collect(fake, Duration::from_millis(1), 78, |f| {
             f.split("s0", ["s2", "s3"]);
-            for i in 12..18 {
+            for i in 60..66 {
                 f.put("s2", &format!("A{i}"));
             }
         });
@@ -915,7 +920,7 @@ mod tests {
             .filter(|(_, d)| d.starts_with('A'))
             .map(|(_, d)| d.as_str())
             .collect();
-        let want: Vec<String> = (0..18).map(|i| format!("A{i}")).collect();
+        let want: Vec<String> = (0..66).map(|i| format!("A{i}")).collect();
         assert_eq!(a, want, "key A out of order across the split");
         let first_child = got.iter().position(|(s, _)| s == "s2").unwrap();
         let last_parent = got.iter().rposition(|(s, _)| s == "s0").unwrap();
@@ -938,7 +943,7 @@ mod tests {
         for i in 0..40 {
             fake.put("s0", &format!("A{i}"));
         }
-        let (got, t) = collect(fake, StartAt::TrimHorizon, 40, |_| {});
+        let (got, t) = collect(fake, Duration::from_secs(3600), 40, |_| {});
         let want: Vec<String> = (0..40).map(|i| format!("A{i}")).collect();
         assert_eq!(got.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(), want);
         assert!(t.expired_iterators.load(Ordering::Relaxed) > 0);
@@ -968,7 +973,7 @@ mod tests {
         let r = rt.block_on(read_stream(
             Gone,
             StartAt::Latest,
-            timing(),
+            timing(Duration::from_secs(3600)),
             tx,
             Arc::default(),
             CancellationToken::new(),
