@@ -360,7 +360,17 @@ mod tests {
         let cols: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(
             cols,
-            ["4D2023", "0007", "-75", "101", "360", "-37.50000", "-122.25000", "1", "1.0"]
+            [
+                "4D2023",
+                "0007",
+                "-75",
+                "101",
+                "360",
+                "-37.50000",
+                "-122.25000",
+                "1",
+                "1.0"
+            ]
         );
         let cols: Vec<&str> = lines[3].split_whitespace().collect();
         assert_eq!(cols, ["ABCDEF", "OLD1", "1", "9.0"]);

@@ -70,10 +70,7 @@ fn or_env(flag: Option<String>, name: &str) -> Option<String> {
 }
 
 fn options(a: TailArgs) -> Result<TailOptions> {
-    let stream = match (
-        or_env(a.stream, "STREAM"),
-        or_env(None, "STREAM_ARN"),
-    ) {
+    let stream = match (or_env(a.stream, "STREAM"), or_env(None, "STREAM_ARN")) {
         (Some(s), _) if s.starts_with("arn:") => StreamId::Arn(s),
         (Some(s), _) => StreamId::Name(s),
         (None, Some(arn)) => StreamId::Arn(arn),
@@ -81,7 +78,11 @@ fn options(a: TailArgs) -> Result<TailOptions> {
     };
     if let StreamId::Name(n) = &stream {
         // CreateStream reference: names are 1-128 of [a-zA-Z0-9_.-].
-        if n.len() > 128 || !n.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) {
+        if n.len() > 128
+            || !n
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+        {
             bail!("--stream {n:?} is not a stream name (1-128 of a-z A-Z 0-9 _ . -) or an ARN");
         }
     }
@@ -148,4 +149,3 @@ pub fn tail(a: TailArgs) -> Result<()> {
         Err(e) => Err(e.into()),
     }
 }
-

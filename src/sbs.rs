@@ -323,7 +323,10 @@ mod tests {
 
     #[test]
     fn days_from_civil_inverts_civil_from_days() {
-        for d in (-800_000..800_000).step_by(37).chain([-1, 0, 1, 11_016, 20_780]) {
+        for d in (-800_000..800_000)
+            .step_by(37)
+            .chain([-1, 0, 1, 11_016, 20_780])
+        {
             let (y, m, dd) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, dd), d, "{y}-{m}-{dd}");
         }

@@ -262,7 +262,11 @@ fn tail_prints_exactly_the_lines_of_every_shard_in_key_order() {
     assert_eq!(lines.len(), total, "{err}");
     assert_eq!(by_key(&lines), want, "lines or per-key order differ\n{err}");
     // All three shards were read; the keys spread over them.
-    assert_eq!(log_field(&err, "tail finished", "shards_started"), 3, "{err}");
+    assert_eq!(
+        log_field(&err, "tail finished", "shards_started"),
+        3,
+        "{err}"
+    );
     let per_shard = read_stream(&moto.url(), "T").len();
     assert!(per_shard > 0);
 }
@@ -311,7 +315,14 @@ fn run_then_tail_reads_back_the_recording() {
     let want = decoded_lines(&rec);
     let n = total(&want);
     assert!(n > 300, "{n} decoded lines");
-    let mut args = vec!["--stream", "R", "--endpoint-url", &url, "--from", "trim-horizon"];
+    let mut args = vec![
+        "--stream",
+        "R",
+        "--endpoint-url",
+        &url,
+        "--from",
+        "trim-horizon",
+    ];
     args.extend(FAST);
     let mut tail = Tail::start(&args);
     tail.wait_for(n, Duration::from_secs(60));
@@ -368,7 +379,8 @@ fn split_during_the_run_loses_and_reorders_nothing() {
     assert_eq!(by_key(&lines), want, "{err}");
     // tail saw the two children and held them behind their parent.
     assert!(
-        err.lines().any(|l| l.contains("new shards listed") && l.contains("new=2")),
+        err.lines()
+            .any(|l| l.contains("new shards listed") && l.contains("new=2")),
         "{err}"
     );
 }
@@ -458,7 +470,10 @@ fn table_snapshots_show_the_merged_aircraft() {
         .rposition(|l| l.starts_with("--- "))
         .unwrap_or_else(|| panic!("no snapshot\n{lines:?}\n{err}"));
     // (A blank line ends each snapshot.)
-    let snap: Vec<&String> = lines[start + 1..].iter().filter(|l| !l.is_empty()).collect();
+    let snap: Vec<&String> = lines[start + 1..]
+        .iter()
+        .filter(|l| !l.is_empty())
+        .collect();
     assert_eq!(snap[0], "6 aircraft, 31 lines, 0 bad", "{snap:?}");
     let row = snap
         .iter()
@@ -494,7 +509,10 @@ fn unknown_stream_is_one_clear_line_and_a_failure() {
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].starts_with("error: stream no-such-stream"), "{err}");
+    assert!(
+        lines[0].starts_with("error: stream no-such-stream"),
+        "{err}"
+    );
     assert!(lines[0].contains("ResourceNotFoundException"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -503,13 +521,19 @@ fn unknown_stream_is_one_clear_line_and_a_failure() {
 fn bad_flags_are_one_line_errors() {
     for (args, needle) in [
         (vec!["tail"], "needs --stream"),
-        (vec!["tail", "--stream", "x", "--from", "yesterday"], "--from"),
+        (
+            vec!["tail", "--stream", "x", "--from", "yesterday"],
+            "--from",
+        ),
         (vec!["tail", "--stream", "bad name!"], "not a stream name"),
         (
             vec!["tail", "--stream", "x", "--endpoint-url", "localhost:1"],
             "bad endpoint URL",
         ),
-        (vec!["tail", "--stream", "x", "--table", "--interval", "0s"], "--interval"),
+        (
+            vec!["tail", "--stream", "x", "--table", "--interval", "0s"],
+            "--interval",
+        ),
     ] {
         let mut c: Command = bin();
         aws_env(&mut c);

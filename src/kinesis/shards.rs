@@ -214,11 +214,9 @@ impl ShardPlan {
     }
 
     fn parents_drained(&self, node: &Node) -> bool {
-        node.parents.iter().all(|p| {
-            self.nodes
-                .get(p)
-                .is_none_or(|n| n.state == State::Drained)
-        })
+        node.parents
+            .iter()
+            .all(|p| self.nodes.get(p).is_none_or(|n| n.state == State::Drained))
     }
 
     /// Shards that may start now: waiting, with every known parent
@@ -386,7 +384,10 @@ mod tests {
         assert_eq!(ids(&p.ready()), ["0"]);
         assert_eq!(
             p.waiting(),
-            [("1".into(), vec!["0".into()]), ("2".into(), vec!["0".into()])]
+            [
+                ("1".into(), vec!["0".into()]),
+                ("2".into(), vec!["0".into()])
+            ]
         );
         p.drained("0");
         let l = p.ready();
@@ -404,7 +405,10 @@ mod tests {
         ]);
         assert_eq!(ids(&p.ready()), ["a", "b"]);
         p.drained("a");
-        assert!(p.ready().is_empty(), "started before its second parent ended");
+        assert!(
+            p.ready().is_empty(),
+            "started before its second parent ended"
+        );
         p.drained("b");
         assert_eq!(ids(&p.ready()), ["m"]);
     }
@@ -429,7 +433,10 @@ mod tests {
     #[test]
     fn shards_found_later_read_whole_after_their_parents() {
         let mut p = ShardPlan::new(StartAt::Latest);
-        assert_eq!(p.add_listing(&[shard("0", &[], false), shard("1", &[], false)]), 2);
+        assert_eq!(
+            p.add_listing(&[shard("0", &[], false), shard("1", &[], false)]),
+            2
+        );
         let l = p.ready();
         assert!(l.iter().all(|l| l.start == StartAt::Latest));
         // Shard 0 is split while we read it; the relisting shows it closed.
@@ -440,7 +447,10 @@ mod tests {
             shard("3", &["0"], false),
         ];
         assert_eq!(p.add_listing(&relist), 2);
-        assert!(p.ready().is_empty(), "children started before shard 0 ended");
+        assert!(
+            p.ready().is_empty(),
+            "children started before shard 0 ended"
+        );
         p.drained("0");
         let l = p.ready();
         assert_eq!(ids(&l), ["2", "3"]);

@@ -587,7 +587,10 @@ pub struct TailStats {
 }
 
 /// `adsb-kinesis tail`: check the stream, read it until `shutdown`, print.
-pub async fn run(opts: TailOptions, shutdown: impl Future<Output = ()>) -> Result<TailStats, TailError> {
+pub async fn run(
+    opts: TailOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<TailStats, TailError> {
     let (client, region) = aws::client(&opts.aws).await?;
     let api = Kinesis {
         client,
@@ -635,14 +638,11 @@ pub async fn run(opts: TailOptions, shutdown: impl Future<Output = ()>) -> Resul
         shards_drained = t.shards_drained.load(Ordering::Relaxed),
         "tail finished"
     );
-    match read {
-        Ok(Err(failure)) => {
-            return Err(TailError::Stream {
-                stream: format!("{} (region {region})", opts.stream),
-                failure,
-            })
-        }
-        Ok(Ok(())) | Err(_) => {}
+    if let Ok(Err(failure)) = read {
+        return Err(TailError::Stream {
+            stream: format!("{} (region {region})", opts.stream),
+            failure,
+        });
     }
     match printed {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(stats),
@@ -808,7 +808,11 @@ mod tests {
                 })
                 .collect())
         }
-        async fn shard_iterator(&self, shard: &str, at: &Position) -> Result<String, RequestFailure> {
+        async fn shard_iterator(
+            &self,
+            shard: &str,
+            at: &Position,
+        ) -> Result<String, RequestFailure> {
             let g = self.0.lock().unwrap();
             let s = &g.shards[shard];
             let i = match at {
@@ -821,7 +825,7 @@ mod tests {
         async fn get_records(&self, iterator: &str) -> Result<RecordBatch, RequestFailure> {
             let mut g = self.0.lock().unwrap();
             g.calls += 1;
-            if g.expire_every > 0 && g.calls % g.expire_every == 0 {
+            if g.expire_every > 0 && g.calls.is_multiple_of(g.expire_every) {
                 return Err(failure("ExpiredIteratorException"));
             }
             if g.throttle_every > 0 && g.calls % g.throttle_every == 1 {
@@ -861,7 +865,12 @@ mod tests {
 
     /// Run the readers until `n` records arrived; (shard, data) in the
     /// order the output saw them.
-    fn collect(fake: Fake, relist: Duration, n: usize, during: impl FnOnce(&Fake) + Send + 'static) -> (Vec<(String, String)>, Arc<TailTelemetry>) {
+    fn collect(
+        fake: Fake,
+        relist: Duration,
+        n: usize,
+        during: impl FnOnce(&Fake) + Send + 'static,
+    ) -> (Vec<(String, String)>, Arc<TailTelemetry>) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -870,7 +879,14 @@ mod tests {
             let (tx, mut rx) = mpsc::channel(4);
             let t = Arc::new(TailTelemetry::default());
             let cancel = CancellationToken::new();
-            let task = tokio::spawn(read_stream(fake.clone(), StartAt::TrimHorizon, timing(relist), tx, t.clone(), cancel.clone()));
+            let task = tokio::spawn(read_stream(
+                fake.clone(),
+                StartAt::TrimHorizon,
+                timing(relist),
+                tx,
+                t.clone(),
+                cancel.clone(),
+            ));
             let mut got = Vec::new();
             let mut during = Some(during);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -925,7 +941,11 @@ mod tests {
         let first_child = got.iter().position(|(s, _)| s == "s2").unwrap();
         let last_parent = got.iter().rposition(|(s, _)| s == "s0").unwrap();
         assert!(last_parent < first_child);
-        let b: Vec<&str> = got.iter().filter(|(s, _)| s == "s1").map(|(_, d)| d.as_str()).collect();
+        let b: Vec<&str> = got
+            .iter()
+            .filter(|(s, _)| s == "s1")
+            .map(|(_, d)| d.as_str())
+            .collect();
         assert_eq!(b.len(), 12);
         assert_eq!(t.shards_drained.load(Ordering::Relaxed), 1);
         // s0, s1, then both children.
@@ -958,7 +978,11 @@ mod tests {
             async fn list_shards(&self) -> Result<Vec<ShardInfo>, RequestFailure> {
                 Err(failure("ResourceNotFoundException"))
             }
-            async fn shard_iterator(&self, _: &str, _: &Position) -> Result<String, RequestFailure> {
+            async fn shard_iterator(
+                &self,
+                _: &str,
+                _: &Position,
+            ) -> Result<String, RequestFailure> {
                 unreachable!()
             }
             async fn get_records(&self, _: &str) -> Result<RecordBatch, RequestFailure> {
@@ -978,6 +1002,9 @@ mod tests {
             Arc::default(),
             CancellationToken::new(),
         ));
-        assert_eq!(r.unwrap_err().code.as_deref(), Some("ResourceNotFoundException"));
+        assert_eq!(
+            r.unwrap_err().code.as_deref(),
+            Some("ResourceNotFoundException")
+        );
     }
 }

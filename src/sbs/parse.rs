@@ -61,7 +61,11 @@ fn optional<'a, T>(
 }
 
 fn int(i: &str) -> Res<'_, i64> {
-    map_res(recognize((opt(alt((char('-'), char('+')))), digit1)), |s: &str| s.parse::<i64>()).parse(i)
+    map_res(
+        recognize((opt(alt((char('-'), char('+')))), digit1)),
+        |s: &str| s.parse::<i64>(),
+    )
+    .parse(i)
 }
 
 /// An integer with the optional `H` (GNSS) suffix of fields 12 and 17.
@@ -76,9 +80,10 @@ fn float(i: &str) -> Res<'_, f64> {
 }
 
 fn fixed(i: &str, n: usize) -> Res<'_, u32> {
-    map_res(take_while_m_n(n, n, |c: char| c.is_ascii_digit()), |s: &str| {
-        s.parse::<u32>()
-    })
+    map_res(
+        take_while_m_n(n, n, |c: char| c.is_ascii_digit()),
+        |s: &str| s.parse::<u32>(),
+    )
     .parse(i)
 }
 
@@ -119,10 +124,7 @@ fn time(i: &str) -> Res<'_, i64> {
         )));
     }
     let ms = ms.map_or(0, |(_, ms)| ms);
-    Ok((
-        i,
-        i64::from(((h * 60 + m) * 60 + s) * 1000 + ms),
-    ))
+    Ok((i, i64::from(((h * 60 + m) * 60 + s) * 1000 + ms)))
 }
 
 /// `-1` (or `1`) true, `0` false (SBS_FORMAT.md §2 fields 19-22).
@@ -144,9 +146,10 @@ fn hex_icao(i: &str) -> Res<'_, Icao> {
 
 /// Four octal digits (antirez's unpadded form has fewer: accepted).
 fn squawk(i: &str) -> Res<'_, u16> {
-    map_res(take_while_m_n(1, 4, |c: char| ('0'..='7').contains(&c)), |s| {
-        u16::from_str_radix(s, 8)
-    })
+    map_res(
+        take_while_m_n(1, 4, |c: char| ('0'..='7').contains(&c)),
+        |s| u16::from_str_radix(s, 8),
+    )
     .parse(i)
 }
 
@@ -258,18 +261,30 @@ mod tests {
         assert_eq!(p.icao, Icao(0x4D2023));
         assert_eq!(p.altitude_ft, Some(22875));
         assert_eq!((p.lat, p.lon), (Some(37.10156), Some(13.78474)));
-        assert_eq!((p.alert, p.spi, p.on_ground), (Some(false), Some(false), None));
+        assert_eq!(
+            (p.alert, p.spi, p.on_ground),
+            (Some(false), Some(false), None)
+        );
         // 2026-11-23 is day 20 780 (sbs.rs tests).
         let day = 20_780 * 86_400_000;
-        assert_eq!(p.generated_ms, day + ((13 * 60 + 21) * 60 + 54) * 1000 + 133);
+        assert_eq!(
+            p.generated_ms,
+            day + ((13 * 60 + 21) * 60 + 54) * 1000 + 133
+        );
         assert_eq!(p.logged_ms, day + ((13 * 60 + 21) * 60 + 55) * 1000 + 116);
         let sq = SbsLine::parse(FA[4].as_bytes()).unwrap();
         assert_eq!(sq.squawk, Some(0o112));
         assert_eq!(sq.emergency, Some(false));
         let v = SbsLine::parse(FA[2].as_bytes()).unwrap();
-        assert_eq!((v.gs_kt, v.track_deg, v.vrate_fpm), (Some(390.0), Some(158.0), Some(-1920)));
+        assert_eq!(
+            (v.gs_kt, v.track_deg, v.vrate_fpm),
+            (Some(390.0), Some(158.0), Some(-1920))
+        );
         assert_eq!(v.on_ground, Some(false));
-        assert_eq!(SbsLine::parse(FA[0].as_bytes()).unwrap().callsign, Some(*b"AMC421  "));
+        assert_eq!(
+            SbsLine::parse(FA[0].as_bytes()).unwrap().callsign,
+            Some(*b"AMC421  ")
+        );
     }
 
     #[test]
@@ -278,7 +293,10 @@ mod tests {
         let p = SbsLine::parse(l.as_bytes()).unwrap();
         assert_eq!(p.altitude_ft, Some(22875));
         assert_eq!(p.lon, Some(-13.78474));
-        assert_eq!((p.alert, p.spi, p.on_ground), (Some(true), Some(true), Some(true)));
+        assert_eq!(
+            (p.alert, p.spi, p.on_ground),
+            (Some(true), Some(true), Some(true))
+        );
     }
 
     #[test]
@@ -287,21 +305,51 @@ mod tests {
         assert_eq!(e(""), SbsParseError::FieldCount(1));
         assert_eq!(e("MSG,1,2"), SbsParseError::FieldCount(3));
         assert_eq!(e(&FA[0].replacen("MSG", "SEL", 1)), SbsParseError::NotMsg);
-        assert_eq!(e(&FA[0].replacen("MSG,1", "MSG,9", 1)), SbsParseError::Field(2));
-        assert_eq!(e(&FA[0].replacen("4D2023", "4D20G3", 1)), SbsParseError::Field(5));
-        assert_eq!(e(&FA[0].replacen("2026/11/23", "2026/13/23", 1)), SbsParseError::Field(7));
-        assert_eq!(e(&FA[0].replacen("13:21:54.135", "13:61:54.135", 1)), SbsParseError::Field(8));
-        assert_eq!(e(&FA[1].replacen("22875", "22x75", 1)), SbsParseError::Field(12));
-        assert_eq!(e(&FA[1].replacen("37.10156", "97.1", 1)), SbsParseError::Field(15));
-        assert_eq!(e(&FA[4].replacen("0112", "0918", 1)), SbsParseError::Field(18));
-        assert_eq!(e(&FA[0].replacen("AMC421  ", "TOOLONGCALL", 1)), SbsParseError::Field(11));
-        assert_eq!(SbsLine::parse(&[0xff, b',']).unwrap_err(), SbsParseError::NotText);
+        assert_eq!(
+            e(&FA[0].replacen("MSG,1", "MSG,9", 1)),
+            SbsParseError::Field(2)
+        );
+        assert_eq!(
+            e(&FA[0].replacen("4D2023", "4D20G3", 1)),
+            SbsParseError::Field(5)
+        );
+        assert_eq!(
+            e(&FA[0].replacen("2026/11/23", "2026/13/23", 1)),
+            SbsParseError::Field(7)
+        );
+        assert_eq!(
+            e(&FA[0].replacen("13:21:54.135", "13:61:54.135", 1)),
+            SbsParseError::Field(8)
+        );
+        assert_eq!(
+            e(&FA[1].replacen("22875", "22x75", 1)),
+            SbsParseError::Field(12)
+        );
+        assert_eq!(
+            e(&FA[1].replacen("37.10156", "97.1", 1)),
+            SbsParseError::Field(15)
+        );
+        assert_eq!(
+            e(&FA[4].replacen("0112", "0918", 1)),
+            SbsParseError::Field(18)
+        );
+        assert_eq!(
+            e(&FA[0].replacen("AMC421  ", "TOOLONGCALL", 1)),
+            SbsParseError::Field(11)
+        );
+        assert_eq!(
+            SbsLine::parse(&[0xff, b',']).unwrap_err(),
+            SbsParseError::NotText
+        );
         // antirez layout: no times.
         assert_eq!(
             e("MSG,8,,,4D2023,,,,,,,,,,,,,,,,,"),
             SbsLine::parse(b"MSG,8,,,4D2023,,,,,,,,,,,,,,,,,").unwrap_err()
         );
-        assert_eq!(e("MSG,8,,,4D2023,,,,,,,,,,,,,,,,,"), SbsParseError::Field(7));
+        assert_eq!(
+            e("MSG,8,,,4D2023,,,,,,,,,,,,,,,,,"),
+            SbsParseError::Field(7)
+        );
     }
 
     proptest! {
