@@ -417,6 +417,14 @@ fn throttled_reads_and_expired_iterators_are_retried_transparently() {
     // Keep polling a little under faults: nothing may appear twice.
     let (lines, err) = tail.stop();
     let stats = proxy.stats();
+    eprintln!(
+        "read faults: {total} lines; proxy: get_records_requests={} get_records_throttled={} \
+         iterators_expired={}; tail: {} lines printed",
+        stat(&stats, "get_records_requests"),
+        stat(&stats, "get_records_throttled"),
+        stat(&stats, "iterators_expired"),
+        lines.len()
+    );
     assert!(stat(&stats, "get_records_throttled") > 0, "{stats}");
     assert!(stat(&stats, "iterators_expired") > 0, "{stats}");
     assert!(log_field(&err, "tail finished", "throttles") > 0, "{err}");
