@@ -17,6 +17,8 @@
 //! - [`kinesis`]: records, batching within the PutRecords limits and the
 //!   on-disk spool (pure); the batch and sender tasks with retries, and the
 //!   AWS SDK glue (edges).
+//! - [`fleet`]: the latest state of every aircraft seen on a stream, for
+//!   `tail --table`. Pure.
 //! - [`sim`]: a Mode S signal synthesizer used as a demo source and by the
 //!   sensitivity tests. Pure.
 //!
@@ -25,6 +27,7 @@
 pub mod daemon;
 pub mod decoder;
 pub mod demod;
+pub mod fleet;
 pub mod hexin;
 pub mod iq;
 pub mod json;

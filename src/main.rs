@@ -22,6 +22,10 @@ use adsb_kinesis::sbs::{generated_ms, unix_ms_now, SbsLine};
 use adsb_kinesis::sim::{simulate, SimConfig, Simulator};
 use adsb_kinesis::track::Tracker;
 
+#[cfg(feature = "aws")]
+#[path = "main_tail.rs"]
+mod tail_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "adsb-kinesis",
@@ -49,6 +53,10 @@ enum Command {
     /// (e.g. ADSB_KINESIS_STATS_INTERVAL); flags win over the environment,
     /// which wins over the file.
     Run(Box<RunArgs>),
+    /// Read every shard of a Kinesis stream (following splits and merges)
+    /// and print its SBS lines, or a live table of aircraft (--table).
+    #[cfg(feature = "aws")]
+    Tail(tail_cmd::TailArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -713,6 +721,8 @@ fn main() -> ExitCode {
         Command::Simulate(a) => simulate_cmd(a),
         Command::Demo(a) => demo(a),
         Command::Run(a) => run_cmd(*a),
+        #[cfg(feature = "aws")]
+        Command::Tail(a) => tail_cmd::tail(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

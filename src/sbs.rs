@@ -7,6 +7,9 @@ use std::fmt::{self, Write as _};
 use crate::modes::adsb::Me;
 use crate::modes::{Body, Frame, Icao};
 
+mod parse;
+pub use parse::SbsParseError;
+
 /// Now, as Unix milliseconds (the "logged" time of a line).
 pub fn unix_ms_now() -> i64 {
     std::time::SystemTime::now()
@@ -216,6 +219,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// (year, month, day) in the proleptic Gregorian calendar to days since
+/// 1970-01-01: the inverse of [`civil_from_days`], same era counting.
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400); // 0..399
+    let mp = i64::from(if month > 2 { month - 3 } else { month + 9 }); // March = 0
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1; // 0..365
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // 0..146096
+    era * 146_097 + doe - 719_468
+}
+
 /// `YYYY/MM/DD,HH:MM:SS.mmm` in UTC.
 fn write_time(out: &mut impl fmt::Write, ms: i64) -> fmt::Result {
     let days = ms.div_euclid(86_400_000);
@@ -304,6 +319,17 @@ mod tests {
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         // 2026-11-23 is day 20 780.
         assert_eq!(civil_from_days(20_780), (2026, 11, 23));
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        for d in (-800_000..800_000)
+            .step_by(37)
+            .chain([-1, 0, 1, 11_016, 20_780])
+        {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d, "{y}-{m}-{dd}");
+        }
     }
 
     #[test]

@@ -18,6 +18,15 @@ real service and the network do, chosen by a seeded RNG:
 * dropped connections (``--drop``): the connection is closed (FIN or RST, at random)
   without a response.
 
+And ``GetRecords``, for consumers (``adsb-kinesis tail``), one draw per request:
+
+* read throttling (``--read-throttle``): HTTP 400
+  ``ProvisionedThroughputExceededException``, as when a shard's 5 reads/s or 2 MiB/s are
+  exceeded; nothing is forwarded, the iterator stays valid.
+* expired iterators (``--expire-iterators``): HTTP 400 ``ExpiredIteratorException``, as
+  Kinesis answers for an iterator older than 5 minutes; nothing is forwarded, the client
+  must get a new iterator.
+
 Hangs and drops happen either before forwarding (the records were not stored) or after
 (they were: the client cannot know, so a retry legitimately duplicates them). Records
 stored upstream in a request whose response the client never got are counted in
@@ -48,6 +57,8 @@ Options (all probabilities in [0, 1], default 0)::
     --hang P              hang then close, no response
     --hang-seconds S      how long a hang lasts (default 30)
     --drop P              close the connection, no response
+    --read-throttle P     GetRecords answered 400 ProvisionedThroughputExceededException
+    --expire-iterators P  GetRecords answered 400 ExpiredIteratorException
     --upstream-timeout S  timeout for calls to the upstream (default 30)
     --parallel-upstream   let PutRecord(s) reach the upstream concurrently; by default
                           they go one at a time because moto loses records otherwise
@@ -59,7 +70,8 @@ Control API, on the same port, never subject to faults or the outage::
     POST /_fault/reset    zero the counters; answers the counters as they were
     GET  /_fault/config   the current settings as JSON
     POST /_fault/config   JSON object with any of fail_records, throttle, error_500, hang,
-                          drop (probabilities), hang_seconds (number >= 0), outage (bool),
+                          drop, read_throttle, expire_iterators (probabilities),
+                          hang_seconds (number >= 0), outage (bool),
                           seed (int: restart the RNG); answers the new settings.
                           Unknown keys or bad values: 400 and nothing changes.
 
@@ -108,8 +120,18 @@ WRITE_TARGETS = frozenset(TARGET_PREFIX + op for op in ("PutRecords", "PutRecord
 # far beyond that is refused rather than buffered.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
-PROBABILITY_KEYS = ("fail_records", "throttle", "error_500", "hang", "drop")
+PROBABILITY_KEYS = (
+    "fail_records",
+    "throttle",
+    "error_500",
+    "hang",
+    "drop",
+    "read_throttle",
+    "expire_iterators",
+)
 REQUEST_FAULT_KEYS = ("throttle", "error_500", "hang", "drop")
+# GetRecords faults: exclusive too, one draw per request, summing to at most 1.
+READ_FAULT_KEYS = ("read_throttle", "expire_iterators")
 
 STAT_NAMES = (
     "requests",  # Kinesis API requests received (any operation), outage ones included
@@ -128,6 +150,9 @@ STAT_NAMES = (
     "upstream_errors",  # upstream unreachable or answering a PutRecords with an error
     "malformed",  # requests answered 400 by the proxy itself
     "cbor_passthrough",  # CBOR requests forwarded untouched
+    "get_records_requests",  # GetRecords requests received
+    "get_records_throttled",  # GetRecords answered 400 ProvisionedThroughputExceededException
+    "iterators_expired",  # GetRecords answered 400 ExpiredIteratorException
 )
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; lengths are recomputed.
@@ -169,6 +194,8 @@ class Faults:
             "error_500": args.error_500,
             "hang": args.hang,
             "drop": args.drop,
+            "read_throttle": args.read_throttle,
+            "expire_iterators": args.expire_iterators,
             "hang_seconds": args.hang_seconds,
             "outage": False,
         }
@@ -230,6 +257,12 @@ class Faults:
                     "ValidationException",
                     f"throttle + error_500 + hang + drop = {total:g} exceeds 1",
                 )
+            read_total = sum(merged[k] for k in READ_FAULT_KEYS)
+            if read_total > 1.0:
+                raise BadRequest(
+                    "ValidationException",
+                    f"read_throttle + expire_iterators = {read_total:g} exceeds 1",
+                )
             self.settings = merged
             if "seed" in changes:
                 self.seed = changes["seed"]
@@ -251,6 +284,17 @@ class Faults:
                     forward_first = key in ("hang", "drop") and self.rng.random() < 0.5
                     return key, forward_first, self.settings["hang_seconds"]
             return "normal", False, self.settings["hang_seconds"]
+
+    def draw_read_fault(self) -> str:
+        """One GetRecords request's fate: "read_throttle", "expire_iterators" or "normal"."""
+        with self.lock:
+            roll = self.rng.random()
+            edge = 0.0
+            for key in READ_FAULT_KEYS:
+                edge += self.settings[key]
+                if roll < edge:
+                    return key
+            return "normal"
 
     def draw_record_faults(self, n: int) -> list[str | None]:
         """For each of n entries, None (forward it) or the ErrorCode to fail it with."""
@@ -519,6 +563,8 @@ class Handler(BaseHTTPRequestHandler):
             self.forward(body)
         elif self.command == "POST" and target == TARGET_PREFIX + "PutRecords":
             self.put_records(body)
+        elif self.command == "POST" and target == TARGET_PREFIX + "GetRecords":
+            self.get_records(body)
         else:
             self.forward(body)
 
@@ -530,6 +576,32 @@ class Handler(BaseHTTPRequestHandler):
             self.respond_aws_error(502, "InternalFailure", f"upstream unreachable: {err}")
             return
         self.respond(status, data, headers=headers)
+
+    # ---- GetRecords -----------------------------------------------------------------
+
+    def get_records(self, body: bytes) -> None:
+        faults = self.server.faults
+        faults.count("get_records_requests")
+        fault = faults.draw_read_fault()
+        if fault == "read_throttle":
+            faults.count("get_records_throttled")
+            self.note("throttle GetRecords")
+            self.respond_aws_error(
+                400,
+                "ProvisionedThroughputExceededException",
+                "Rate exceeded for shard (injected by fault_kinesis).",
+            )
+            return
+        if fault == "expire_iterators":
+            faults.count("iterators_expired")
+            self.note("expire a GetRecords iterator")
+            self.respond_aws_error(
+                400,
+                "ExpiredIteratorException",
+                "Iterator expired (injected by fault_kinesis).",
+            )
+            return
+        self.forward(body)
 
     # ---- PutRecords -----------------------------------------------------------------
 
@@ -748,6 +820,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--drop", type=probability, default=0.0, metavar="P", help="close without a response"
     )
     parser.add_argument(
+        "--read-throttle",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="GetRecords 400 ProvisionedThroughputExceededException",
+    )
+    parser.add_argument(
+        "--expire-iterators",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="GetRecords 400 ExpiredIteratorException",
+    )
+    parser.add_argument(
         "--upstream-timeout", type=float, default=30.0, metavar="S", help="default 30"
     )
     parser.add_argument(
@@ -768,6 +854,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     total = args.throttle + args.error_500 + args.hang + args.drop
     if total > 1.0:
         parser.error(f"--throttle + --error-500 + --hang + --drop = {total:g} exceeds 1")
+    if args.read_throttle + args.expire_iterators > 1.0:
+        parser.error("--read-throttle + --expire-iterators exceeds 1")
     return args
 
 

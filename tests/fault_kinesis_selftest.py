@@ -10,6 +10,9 @@ Run as ``python3 tests/fault_kinesis_selftest.py``. It starts moto and the proxy
   duplicates than the proxy's ``unknown_outcome_records``;
 * outage: while on, requests are cut off and store nothing; once off, delivery resumes;
 * the same with 6 sender threads at once;
+* read faults: GetRecords throttled and iterators expired; a reader that retries the
+  throttled call and gets a new iterator after the last sequence number it saw reads
+  every record exactly once, in order;
 * malformed input gets a 400 and the proxy keeps serving;
 * the stats endpoint, config validation, and SIGTERM (exit 0 with a STATS line).
 
@@ -64,6 +67,8 @@ QUIET = {
     "error_500": 0,
     "hang": 0,
     "drop": 0,
+    "read_throttle": 0,
+    "expire_iterators": 0,
     "hang_seconds": 30,
     "outage": False,
 }
@@ -409,6 +414,65 @@ def test_outage(proxy: Proxy, moto_port: int, summary: dict) -> None:
     summary["outage_cut_requests"] = after["outage_closed"] - before["outage_closed"]
 
 
+def test_read_faults(proxy: Proxy, moto_port: int, summary: dict) -> None:
+    stream = STREAM + "-read"
+    direct = kinesis(moto_port)
+    direct.create_stream(StreamName=stream, ShardCount=1)
+    direct.get_waiter("stream_exists").wait(
+        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+    )
+    want = [f"r{i}".encode() for i in range(60)]
+    for i in range(0, len(want), 10):
+        direct.put_records(
+            StreamName=stream, Records=[{"Data": d, "PartitionKey": "K"} for d in want[i : i + 10]]
+        )
+    proxy.configure(read_throttle=0.3, expire_iterators=0.2)
+    before = proxy.stats()
+    client = kinesis(proxy.port)
+    shard = client.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+
+    def new_iterator(after: str | None) -> str:
+        if after is None:
+            args = {"ShardIteratorType": "TRIM_HORIZON"}
+        else:
+            args = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+        return client.get_shard_iterator(StreamName=stream, ShardId=shard, **args)["ShardIterator"]
+
+    got: list[bytes] = []
+    last: str | None = None
+    iterator = new_iterator(None)
+    errors: collections.Counter = collections.Counter()
+    deadline = time.monotonic() + 60
+    while len(got) < len(want):
+        check(time.monotonic() < deadline, f"read {len(got)} of {len(want)} in 60 s")
+        try:
+            page = client.get_records(ShardIterator=iterator, Limit=7)
+        except botocore.exceptions.ClientError as err:
+            code = err.response["Error"]["Code"]
+            errors[code] += 1
+            if code == "ExpiredIteratorException":
+                iterator = new_iterator(last)
+            else:
+                check(code == "ProvisionedThroughputExceededException", f"unexpected {code}")
+            continue
+        for r in page["Records"]:
+            got.append(r["Data"])
+            last = r["SequenceNumber"]
+        iterator = page["NextShardIterator"]
+    check(got == want, f"read back {len(got)} records, not the {len(want)} written in order")
+    after = proxy.stats()
+    throttled = after["get_records_throttled"] - before["get_records_throttled"]
+    expired = after["iterators_expired"] - before["iterators_expired"]
+    check(throttled > 0 and expired > 0, f"no read faults injected: {after}")
+    check(
+        throttled == errors["ProvisionedThroughputExceededException"]
+        and expired == errors["ExpiredIteratorException"],
+        f"the proxy counted {throttled} throttles, {expired} expiries; the client saw {errors}",
+    )
+    summary["get_records_throttled"] = throttled
+    summary["iterators_expired"] = expired
+
+
 def test_malformed(proxy: Proxy, _moto_port: int, summary: dict) -> None:
     headers = {
         "X-Amz-Target": "Kinesis_20131202.PutRecords",
@@ -439,7 +503,15 @@ def test_malformed(proxy: Proxy, _moto_port: int, summary: dict) -> None:
         check(b" 400 " in reply[:20], f"bad Content-Length got {reply[:40]!r}")
     # Config validation: a bad change set changes nothing.
     before = proxy.call("GET", "/_fault/config")[1]
-    for bad in ({"throttle": 2}, {"hang": 0.6, "drop": 0.6}, {"nope": 1}, {"outage": "yes"}, [1]):
+    for bad in (
+        {"throttle": 2},
+        {"hang": 0.6, "drop": 0.6},
+        {"read_throttle": 0.6, "expire_iterators": 0.6},
+        {"expire_iterators": -1},
+        {"nope": 1},
+        {"outage": "yes"},
+        [1],
+    ):
         status, _ = proxy.call("POST", "/_fault/config", bad)
         check(status == 400, f"config {bad} answered {status}, not 400")
     check(proxy.call("GET", "/_fault/config")[1] == before, "a rejected config changed settings")
@@ -459,6 +531,9 @@ def test_stats_endpoint(proxy: Proxy, _moto_port: int, _summary: dict) -> None:
         "records_failed",
         "records_forwarded",
         "unknown_outcome_records",
+        "get_records_requests",
+        "get_records_throttled",
+        "iterators_expired",
     ):
         check(isinstance(stats.get(name), int), f"stats lack integer {name}: {stats}")
     status, old = proxy.call("POST", "/_fault/reset")
@@ -525,6 +600,7 @@ def main() -> int:
             test_delivery,
             test_concurrent_delivery,
             test_outage,
+            test_read_faults,
             test_malformed,
             test_stats_endpoint,
             test_sigterm,

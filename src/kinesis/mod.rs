@@ -21,6 +21,8 @@
 //! - `aws`: the SDK client, start-up checks and error classification
 //!   (edge; the `aws` cargo feature, on by default).
 //! - [`target`]: the stream id and the endpoint URL check.
+//! - [`shards`]: which shards `tail` may read, parents before children
+//!   (pure); `tail`: the `tail` command's shard readers (edge, `aws`).
 //!
 //! # Delivery guarantee: at-least-once
 //!
@@ -63,7 +65,10 @@ pub mod batch;
 mod crc32;
 pub mod record;
 pub mod send;
+pub mod shards;
 pub mod spool;
+#[cfg(feature = "aws")]
+pub mod tail;
 pub mod target;
 
 pub use batch::{failed_entries, Batcher, EntryResult, ErrorClass, FailedEntry};

@@ -98,6 +98,16 @@ impl Record {
     }
 }
 
+/// The lines of a record's data: the inverse of [`Packer`], for consumers
+/// (`tail`). Splits on `\n`, drops a `\r` before it (records written by
+/// other producers may carry SBS's CRLF) and skips empty lines (SBS
+/// heartbeats, SBS_FORMAT.md §1); a last line without `\n` is kept.
+pub fn record_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    data.split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.is_empty())
+}
+
 fn check_key(key: &str) -> Result<(), RecordError> {
     // Byte length bounds the char count from above, so only count chars
     // for long keys.
@@ -348,6 +358,27 @@ mod tests {
                 s.lines().map(str::to_owned).collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    #[test]
+    fn record_lines_inverts_the_packer() {
+        let mut p = Packer::new(3, 10_000).unwrap();
+        let mut out = Vec::new();
+        for i in 0..5 {
+            out.extend(p.push("ABCDEF", &format!("MSG,{i}")).unwrap());
+        }
+        out.extend(p.flush());
+        let lines: Vec<&[u8]> = out.iter().flat_map(|r| record_lines(&r.data)).collect();
+        let want: Vec<String> = (0..5).map(|i| format!("MSG,{i}")).collect();
+        assert_eq!(lines, want.iter().map(|s| s.as_bytes()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn record_lines_tolerates_crlf_blank_and_unterminated() {
+        let got: Vec<&[u8]> = record_lines(b"a\r\n\r\n\nb\nc").collect();
+        assert_eq!(got, [&b"a"[..], b"b", b"c"]);
+        assert_eq!(record_lines(b"").count(), 0);
+        assert_eq!(record_lines(b"\n\r\n").count(), 0);
     }
 
     #[test]

@@ -124,14 +124,14 @@ impl Default for RetryPolicy {
 }
 
 /// Pauses between retries of one batch: capped exponential (backon), full
-/// jitter (ours).
-struct Backoff {
+/// jitter (ours). Also paces `tail`'s retries.
+pub(crate) struct Backoff {
     schedule: ExponentialBackoff,
     cap: Duration,
 }
 
 impl Backoff {
-    fn new(p: &RetryPolicy) -> Self {
+    pub(crate) fn new(p: &RetryPolicy) -> Self {
         let base = p.base.max(Duration::from_millis(1));
         Backoff {
             schedule: ExponentialBuilder::default()
@@ -145,7 +145,7 @@ impl Backoff {
     }
 
     /// The next pause: uniform in `0..=delay`.
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = self.schedule.next().unwrap_or(self.cap).min(self.cap);
         delay.mul_f64(fastrand::f64())
     }
