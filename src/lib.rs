@@ -17,19 +17,28 @@
 //! - [`kinesis`]: records, batching within the PutRecords limits and the
 //!   on-disk spool (pure); the batch and sender tasks with retries, and the
 //!   AWS SDK glue (edges).
+//! - [`notify`]: sd_notify for the systemd unit: readiness, a watchdog fed
+//!   only while the pipeline is healthy, status. Edge.
+//! - [`service`], [`journal`], [`check`]: life under systemd: journal
+//!   logging with structured fields, credentials from `LoadCredential=`,
+//!   `check-config` for `ExecStartPre=`. Edges.
 //! - [`sim`]: a Mode S signal synthesizer used as a demo source and by the
 //!   sensitivity tests. Pure.
 //!
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
+pub mod check;
 pub mod daemon;
 pub mod decoder;
 pub mod demod;
 pub mod hexin;
 pub mod iq;
+pub mod journal;
 pub mod json;
 pub mod kinesis;
 pub mod modes;
+pub mod notify;
 pub mod sbs;
+pub mod service;
 pub mod sim;
 pub mod track;
