@@ -119,22 +119,29 @@ fn offline_aws_checks_region_credentials_and_spool() {
             .env_remove("AWS_SECRET_ACCESS_KEY");
     }));
     assert!(err.contains("no AWS credentials"), "{err}");
-    // A profile that does not exist is a configuration error.
-    let err = err_line(&check(
-        &[
-            "--stream",
-            "adsb",
-            "--spool-dir",
-            spool,
-            "--profile",
-            "nobody",
-        ],
-        |c| {
+    // A profile that cannot work is a configuration error, named.
+    let config = dir.path("aws-config");
+    std::fs::write(
+        &config,
+        "[profile broken]\nrole_arn = arn:aws:iam::123456789012:role/r\n\
+         [profile base]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = s\n\
+         [profile assumed]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = base\n",
+    )
+    .unwrap();
+    let profile = |name: &'static str| {
+        let config = config.clone();
+        move |c: &mut Command| {
             c.env_remove("AWS_ACCESS_KEY_ID")
-                .env_remove("AWS_SECRET_ACCESS_KEY");
-        },
-    ));
-    assert!(err.contains("nobody"), "{err}");
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env("AWS_CONFIG_FILE", &config)
+                .env("AWS_PROFILE", name);
+        }
+    };
+    let err = err_line(&check(&["--stream", "adsb", "--spool-dir", spool], profile("broken")));
+    assert!(err.starts_with("error: AWS credentials: ") && err.contains("broken"), "{err}");
+    // A role to assume needs STS, which is network: not tried offline.
+    let line = ok_line(&check(&["--stream", "adsb", "--spool-dir", spool], profile("assumed")));
+    assert!(line.contains("credentials need the network (not checked offline)"), "{line}");
 }
 
 /// LoadCredential=aws:... puts a shared-credentials file at
