@@ -137,11 +137,23 @@ fn offline_aws_checks_region_credentials_and_spool() {
                 .env("AWS_PROFILE", name);
         }
     };
-    let err = err_line(&check(&["--stream", "adsb", "--spool-dir", spool], profile("broken")));
-    assert!(err.starts_with("error: AWS credentials: ") && err.contains("broken"), "{err}");
+    let err = err_line(&check(
+        &["--stream", "adsb", "--spool-dir", spool],
+        profile("broken"),
+    ));
+    assert!(
+        err.starts_with("error: AWS credentials: ") && err.contains("broken"),
+        "{err}"
+    );
     // A role to assume needs STS, which is network: not tried offline.
-    let line = ok_line(&check(&["--stream", "adsb", "--spool-dir", spool], profile("assumed")));
-    assert!(line.contains("credentials need the network (not checked offline)"), "{line}");
+    let line = ok_line(&check(
+        &["--stream", "adsb", "--spool-dir", spool],
+        profile("assumed"),
+    ));
+    assert!(
+        line.contains("credentials need the network (not checked offline)"),
+        "{line}"
+    );
 }
 
 /// LoadCredential=aws:... puts a shared-credentials file at
