@@ -230,12 +230,13 @@ fn ready_watchdog_status_and_stopping_follow_the_samples() {
     writer.join().unwrap();
 
     let pings = m.pings();
-    // Healthy: a ping at least every WATCHDOG_USEC / 2 = 1 s (some slack
-    // for a loaded machine), and never before READY=1.
+    // Healthy: a ping every WATCHDOG_USEC / 2 = 1 s; on a loaded machine
+    // allow slack, but never as much as the 2 s after which systemd would
+    // kill the service. And never a ping before READY=1.
     assert!(pings.iter().all(|t| *t >= ready), "a ping before READY=1");
     let healthy_gap = longest_gap(&pings, ready, pause_at);
     assert!(
-        healthy_gap <= Duration::from_millis(1600),
+        healthy_gap < Duration::from_millis(1900),
         "pings {healthy_gap:?} apart while healthy"
     );
     assert!(
