@@ -77,10 +77,27 @@ pub async fn check(config: &Config, opts: CheckOptions) -> Result<String, CheckE
     ))
 }
 
-/// The spool directory exists (or can be made) and takes a file.
+/// The spool directory takes a file, or, if it does not exist yet, its
+/// nearest existing parent does (`run` creates it; a check should not).
 fn check_spool_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let probe = dir.join(format!(".check-config-{}", std::process::id()));
+    let existing = dir
+        .ancestors()
+        .find(|a| a.as_os_str().is_empty() || a.exists())
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory",
+            existing.display()
+        )));
+    }
+    let probe = existing.join(format!(".adsb-kinesis-check-config-{}", std::process::id()));
     let r = std::fs::File::create(&probe).and_then(|mut f| f.write_all(b"x"));
     let _ = std::fs::remove_file(&probe);
     r

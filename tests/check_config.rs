@@ -84,6 +84,8 @@ fn offline_aws_checks_region_credentials_and_spool() {
             && line.contains(spool),
         "{line}"
     );
+    // Checked, not made: `run` makes it.
+    assert!(!std::path::Path::new(spool).exists());
     // The spool directory must be usable.
     let err = err_line(&check(
         &["--stream", "adsb", "--spool-dir", "/proc/adsbk-nope"],
