@@ -42,7 +42,7 @@ use serde::{Deserialize, Deserializer};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::decoder::{IqDecoder, CHUNK_BYTES};
 use crate::demod::Rate;
@@ -59,6 +59,7 @@ use crate::kinesis::spool::{self, Spool, SpoolError, SpoolOptions};
 use crate::kinesis::target::{check_endpoint_url, StreamId};
 use crate::modes::accept::Received;
 use crate::modes::{self, Frame};
+use crate::notify;
 use crate::sbs::{generated_ms, unix_ms_now, SbsLine};
 use crate::sim::{SimConfig, Simulator};
 use crate::track::Tracker;
@@ -724,6 +725,10 @@ struct Telemetry {
     aircraft: AtomicU64,
     /// The Kinesis sink's counters, when it is the sink.
     sender: Option<Arc<SenderTelemetry>>,
+    /// Sample buffers the demodulator took, and SBS lines the track stage
+    /// handed on: the health signals of [`notify`].
+    sample_buffers: AtomicU64,
+    lines_made: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -746,6 +751,23 @@ impl RunStats {
 }
 
 impl Telemetry {
+    /// What the sd_notify watch task looks at.
+    fn reading(&self) -> notify::Reading {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let sender = self.sender.as_ref().map(|s| s.snapshot());
+        notify::Reading {
+            sample_buffers: get(&self.sample_buffers),
+            frames: self.frames_by_df.iter().map(get).sum(),
+            lines_made: get(&self.lines_made),
+            // Written to stdout, or taken in by the Kinesis batcher.
+            lines_taken: get(&self.lines) + sender.map_or(0, |s| s.lines_in),
+            aircraft: get(&self.aircraft),
+            spool_records: sender.map_or(0, |s| s.spool_records),
+            spool_bytes: sender.map_or(0, |s| s.spool_bytes),
+            kinesis: sender.is_some(),
+        }
+    }
+
     fn snapshot(&self) -> RunStats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let sender = self
@@ -949,6 +971,7 @@ fn demod_stage(
         true
     };
     for buf in rx.iter() {
+        tel.sample_buffers.fetch_add(1, Ordering::Relaxed);
         dec.push(&buf, &mut out);
         // The sdr thread allocates a new buffer when none comes back.
         let _ = recycle.try_send(buf);
@@ -972,11 +995,16 @@ async fn track_stage(
 ) {
     while let Some(d) = rx.recv().await {
         let t = d.sample as f64 / hz;
+        let known = tracker.len();
         let position = tracker.update(&d.frame, t);
         tel.aircraft.store(tracker.len() as u64, Ordering::Relaxed);
+        if tracker.len() > known {
+            debug!(icao = %d.frame.icao, df = d.frame.df, aircraft = tracker.len(), "new aircraft");
+        }
         let line =
             SbsLine::from_frame(&d.frame, position, generated_ms(start_ms, t), unix_ms_now());
         if let Some(line) = line {
+            tel.lines_made.fetch_add(1, Ordering::Relaxed);
             if tx.send(line).await.is_err() {
                 return;
             }
@@ -1194,6 +1222,31 @@ async fn kinesis_sink(
     Ok(())
 }
 
+/// Under systemd (`$NOTIFY_SOCKET` set): the task that sends readiness,
+/// watchdog pings and status (see [`notify`] for what healthy means).
+fn start_notify(
+    config: &Config,
+    tel: Arc<Telemetry>,
+    stop: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let notifier = match notify::Notifier::from_env() {
+        Ok(n) => n?,
+        Err(e) => {
+            warn!("NOTIFY_SOCKET is set but unusable ({e}); not telling systemd we are ready");
+            return None;
+        }
+    };
+    let watchdog = notify::watchdog_timeout(|k| std::env::var(k).ok(), std::process::id());
+    let source = config.source.to_string();
+    Some(tokio::spawn(notify::watch(
+        notifier,
+        watchdog,
+        source,
+        move || tel.reading(),
+        stop,
+    )))
+}
+
 /// Runs the pipeline until the input ends or `shutdown` completes, then
 /// drains and flushes every stage. SBS lines go to stdout, or to Kinesis
 /// when the config names a stream.
@@ -1316,6 +1369,9 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
         })
     };
 
+    let notify_stop = CancellationToken::new();
+    let notify_task = start_notify(&config, tel.clone(), notify_stop.clone());
+
     let finished = async { (sink.await, track.await) };
     tokio::pin!(finished);
     tokio::pin!(shutdown);
@@ -1323,6 +1379,7 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
         r = &mut finished => r,
         () = &mut shutdown => {
             info!("shutting down: stopping the source, draining the pipeline");
+            notify_stop.cancel();
             token.cancel();
             stopping.cancel();
             (&mut finished).await
@@ -1330,6 +1387,10 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
     };
     stats_stop.cancel();
     let _ = stats.await;
+    notify_stop.cancel();
+    if let Some(t) = notify_task {
+        let _ = t.await;
+    }
     // Both threads have dropped their senders by now, so they are returning.
     let (source_result, rest) = tokio::task::spawn_blocking(move || (source.join(), demod.join()))
         .await

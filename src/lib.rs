@@ -19,20 +19,29 @@
 //!   AWS SDK glue (edges).
 //! - [`fleet`]: the latest state of every aircraft seen on a stream, for
 //!   `tail --table`. Pure.
+//! - [`notify`]: sd_notify for the systemd unit: readiness, a watchdog fed
+//!   only while the pipeline is healthy, status. Edge.
+//! - [`service`], [`journal`], [`check`]: life under systemd: journal
+//!   logging with structured fields, credentials from `LoadCredential=`,
+//!   `check-config` for `ExecStartPre=`. Edges.
 //! - [`sim`]: a Mode S signal synthesizer used as a demo source and by the
 //!   sensitivity tests. Pure.
 //!
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
+pub mod check;
 pub mod daemon;
 pub mod decoder;
 pub mod demod;
 pub mod fleet;
 pub mod hexin;
 pub mod iq;
+pub mod journal;
 pub mod json;
 pub mod kinesis;
 pub mod modes;
+pub mod notify;
 pub mod sbs;
+pub mod service;
 pub mod sim;
 pub mod track;

@@ -57,6 +57,22 @@ enum Command {
     /// and print its SBS lines, or a live table of aircraft (--table).
     #[cfg(feature = "aws")]
     Tail(tail_cmd::TailArgs),
+    /// Check the configuration `run` would use (same flags, --config file
+    /// and ADSB_KINESIS_* variables) and the AWS settings: one line, exit 0
+    /// if it can run, 1 if not. No network calls without --online.
+    CheckConfig(Box<CheckConfigArgs>),
+}
+
+#[derive(Args)]
+struct CheckConfigArgs {
+    /// Also look the stream up in Kinesis (DescribeStreamSummary).
+    #[arg(long)]
+    online: bool,
+    /// Fail if no stream is configured (the systemd unit uses this).
+    #[arg(long)]
+    require_stream: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -641,18 +657,14 @@ impl RunArgs {
     }
 }
 
-/// Logs to stderr (stdout carries only SBS lines); RUST_LOG filters.
+/// Logs to the journal under systemd, else to stderr (stdout carries only
+/// SBS lines); RUST_LOG filters.
 fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .init();
+    adsb_kinesis::service::init_tracing();
 }
 
-fn run_cmd(a: RunArgs) -> Result<()> {
+/// The config `run` and `check-config` use: file, environment, flags.
+fn load_config(a: RunArgs) -> Result<Config> {
     let env = |k: &str| std::env::var(k).ok();
     let path = a.config.clone().or_else(|| {
         env("ADSB_KINESIS_CONFIG")
@@ -661,8 +673,35 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     });
     let mut config = Config::load(path.as_deref(), env)?;
     a.apply(&mut config);
+    Ok(config)
+}
+
+fn check_config_cmd(a: CheckConfigArgs) -> Result<()> {
+    // Before any thread: this may set AWS_SHARED_CREDENTIALS_FILE.
+    adsb_kinesis::service::adopt_systemd_aws_credentials();
+    let opts = adsb_kinesis::check::CheckOptions {
+        online: a.online,
+        require_stream: a.require_stream,
+    };
+    let config = load_config(a.run)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let line = rt.block_on(adsb_kinesis::check::check(&config, opts))?;
+    println!("{line}");
+    Ok(())
+}
+
+fn run_cmd(a: RunArgs) -> Result<()> {
+    // Before any thread: this may set AWS_SHARED_CREDENTIALS_FILE.
+    let creds = adsb_kinesis::service::adopt_systemd_aws_credentials();
+    let config = load_config(a)?;
     config.validate()?;
     init_tracing();
+    if let Some(f) = creds {
+        tracing::info!(file = %f.display(), "AWS credentials from systemd (LoadCredential=)");
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -723,6 +762,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run_cmd(*a),
         #[cfg(feature = "aws")]
         Command::Tail(a) => tail_cmd::tail(a),
+        Command::CheckConfig(a) => check_config_cmd(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

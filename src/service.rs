@@ -1,0 +1,149 @@
+//! What the binary does differently under systemd: log to the journal,
+//! and find the AWS credentials systemd hands over. An edge module.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::journal::{JournalLayer, JOURNAL_SOCKET};
+
+/// The credential name in the unit's `LoadCredential=aws:...`.
+pub const AWS_CREDENTIAL: &str = "aws";
+
+/// True if stderr is the journal stream systemd set up for us:
+/// `$JOURNAL_STREAM` is `DEVICE:INODE` of that stream, and a process that
+/// inherited the variable but writes somewhere else must not trust it
+/// (systemd.exec(5), "Environment variables in spawned processes").
+pub fn stderr_is_journal(journal_stream: Option<&str>) -> bool {
+    let Some((dev, ino)) = journal_stream.and_then(|v| v.trim().split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    let Ok(fd) = io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match std::fs::File::from(fd).metadata() {
+        Ok(m) => m.dev() == dev && m.ino() == ino,
+        Err(_) => false,
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Native journal entries with structured fields ([`crate::journal`]).
+    Journal,
+    /// Plain text lines on stderr (stdout carries only SBS lines).
+    Stderr,
+}
+
+/// Sets up `tracing` (filtered by `RUST_LOG`, default `info`): the journal
+/// when stderr is connected to it and its socket answers, plain text on
+/// stderr otherwise.
+pub fn init_tracing() -> LogTarget {
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut fallback = None;
+    if stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref()) {
+        match JournalLayer::new(Path::new(JOURNAL_SOCKET), "adsb-kinesis") {
+            Ok(layer) => {
+                tracing_subscriber::registry()
+                    .with(filter())
+                    .with(layer)
+                    .init();
+                return LogTarget::Journal;
+            }
+            Err(e) => fallback = Some(e),
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(filter())
+        .with_ansi(false)
+        .init();
+    if let Some(e) = fallback {
+        tracing::warn!(
+            "stderr is the journal but {JOURNAL_SOCKET} does not answer ({e}); logging plain text"
+        );
+    }
+    LogTarget::Stderr
+}
+
+/// The shared-credentials file systemd put in `$CREDENTIALS_DIRECTORY`
+/// (`LoadCredential=aws:...`), unless `AWS_SHARED_CREDENTIALS_FILE`
+/// already names one.
+pub fn systemd_aws_credentials(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if env("AWS_SHARED_CREDENTIALS_FILE").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let dir = env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty())?;
+    let file = Path::new(&dir).join(AWS_CREDENTIAL);
+    file.is_file().then_some(file)
+}
+
+/// Points the AWS SDK at the credentials systemd handed over (see
+/// [`systemd_aws_credentials`]). Call before any thread starts: it sets
+/// an environment variable, which the SDK's default chain reads.
+pub fn adopt_systemd_aws_credentials() -> Option<PathBuf> {
+    let file = systemd_aws_credentials(|k| std::env::var(k).ok())?;
+    std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &file);
+    Some(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn credentials_from_the_credentials_directory() {
+        let dir = std::env::temp_dir().join(format!("adsbk-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_string_lossy().to_string();
+        assert_eq!(
+            systemd_aws_credentials(env(&[("CREDENTIALS_DIRECTORY", d.clone())])),
+            None,
+            "no aws file yet"
+        );
+        std::fs::write(dir.join("aws"), "[default]\n").unwrap();
+        assert_eq!(
+            systemd_aws_credentials(env(&[("CREDENTIALS_DIRECTORY", d.clone())])),
+            Some(dir.join("aws"))
+        );
+        assert_eq!(
+            systemd_aws_credentials(env(&[
+                ("CREDENTIALS_DIRECTORY", d),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/etc/x".into())
+            ])),
+            None,
+            "an explicit file wins"
+        );
+        assert_eq!(systemd_aws_credentials(env(&[])), None);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn journal_stream_must_match_stderr() {
+        assert!(!stderr_is_journal(None));
+        assert!(!stderr_is_journal(Some("garbage")));
+        assert!(!stderr_is_journal(Some("1:2")));
+        // The real stderr's own numbers do match.
+        let fd = io::stderr().as_fd().try_clone_to_owned().unwrap();
+        let m = std::fs::File::from(fd).metadata().unwrap();
+        assert!(stderr_is_journal(Some(&format!("{}:{}", m.dev(), m.ino()))));
+    }
+}
