@@ -19,6 +19,8 @@
 //!   AWS SDK glue (edges).
 //! - [`sim`]: a Mode S signal synthesizer used as a demo source and by the
 //!   sensitivity tests. Pure.
+//! - [`source`]: the dongle (rtl-sdr-rs), rtl_tcp, Beast and SBS network
+//!   inputs, and `--sbs-listen`. Edge.
 //!
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
@@ -32,4 +34,5 @@ pub mod kinesis;
 pub mod modes;
 pub mod sbs;
 pub mod sim;
+pub mod source;
 pub mod track;

@@ -49,6 +49,9 @@ enum Command {
     /// (e.g. ADSB_KINESIS_STATS_INTERVAL); flags win over the environment,
     /// which wins over the file.
     Run(Box<RunArgs>),
+    /// List the RTL-SDR dongles on USB (index, USB ids, serial) for
+    /// `--source rtlsdr:INDEX` or `rtlsdr:serial=SERIAL`.
+    Devices,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -471,7 +474,8 @@ struct RunArgs {
     /// (also ADSB_KINESIS_CONFIG).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// sim (simulated sky, endless, real time) or file:PATH (IQ replay) [default: sim]
+    /// sim (simulated sky), file:PATH (IQ replay), rtlsdr[:INDEX|:serial=SERIAL],
+    /// rtltcp:HOST:PORT, beast:HOST:PORT or sbs:HOST:PORT [default: sim]
     #[arg(long, value_parser = parse_source)]
     source: Option<Source>,
     /// Sample format of a file source: cu8 or cs16 [default: cu8]
@@ -540,6 +544,22 @@ struct RunArgs {
     /// Bound on one PutRecords attempt, ms [default: 10000]
     #[arg(long, hide = true)]
     request_timeout_ms: Option<u64>,
+    /// Tuner gain of rtlsdr/rtltcp: auto or dB, nearest supported [default: auto]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_gain)]
+    gain: Option<adsb_kinesis::source::Gain>,
+    /// Dongle frequency correction, ppm [default: 0]
+    #[arg(long, allow_hyphen_values = true)]
+    ppm: Option<i32>,
+    /// Power the antenna LNA through the coax (rtlsdr, rtltcp)
+    #[arg(long)]
+    bias_tee: bool,
+    /// Also serve SBS lines to TCP clients on ADDR:PORT (e.g. 127.0.0.1:30003)
+    #[arg(long)]
+    sbs_listen: Option<String>,
+}
+
+fn parse_gain(s: &str) -> Result<adsb_kinesis::source::Gain, String> {
+    s.parse()
 }
 
 fn parse_size_usize(s: &str) -> Result<usize, String> {
@@ -630,6 +650,18 @@ impl RunArgs {
         if let Some(v) = self.request_timeout_ms {
             c.request_timeout_ms = v;
         }
+        if let Some(v) = self.gain {
+            c.gain = v;
+        }
+        if let Some(v) = self.ppm {
+            c.ppm = v;
+        }
+        if self.bias_tee {
+            c.bias_tee = true;
+        }
+        if let Some(v) = self.sbs_listen {
+            c.sbs_listen = Some(v);
+        }
     }
 }
 
@@ -680,6 +712,23 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     }
 }
 
+/// `adsb-kinesis devices`: the dongles rtl-sdr-rs can see.
+fn devices() -> Result<()> {
+    use adsb_kinesis::source::rtlsdr;
+    let list = rtlsdr::list().map_err(anyhow::Error::msg)?;
+    if list.is_empty() {
+        println!("no RTL-SDR found: plug the dongle in; if it is plugged in, check `lsusb` for 0bda:2838 or 0bda:2832 and the udev rule from systemd/");
+        return Ok(());
+    }
+    for d in list {
+        println!(
+            "{}: {:04x}:{:04x} {} {} serial={}",
+            d.index, d.vendor_id, d.product_id, d.manufacturer, d.product, d.serial
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -713,6 +762,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => simulate_cmd(a),
         Command::Demo(a) => demo(a),
         Command::Run(a) => run_cmd(*a),
+        Command::Devices => devices(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,6 +48,9 @@ pub struct SbsLine {
     pub emergency: Option<bool>,
     pub spi: Option<bool>,
     pub on_ground: Option<bool>,
+    /// The line exactly as an SBS source sent it (`--source sbs:`): it is
+    /// forwarded unchanged, so what a feeder wrote is what Kinesis stores.
+    pub raw: Option<Box<str>>,
 }
 
 /// SBS type a frame maps to, or `None` if such frames are not written
@@ -116,6 +119,7 @@ impl SbsLine {
             emergency: None,
             spi: None,
             on_ground: None,
+            raw: None,
         };
         if let Some((lat, lon)) = position {
             l.lat = Some(lat);
@@ -244,6 +248,9 @@ fn flag(out: &mut String, f: Option<bool>) {
 impl fmt::Display for SbsLine {
     /// The 22 fields, without line terminator.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(raw) = &self.raw {
+            return f.write_str(raw);
+        }
         let mut s = String::with_capacity(128);
         write!(s, "MSG,{},1,1,{},1,", self.msg_type, self.icao)?;
         write_time(&mut s, self.generated_ms)?;
@@ -293,6 +300,236 @@ impl fmt::Display for SbsLine {
     }
 }
 
+/// Why a line from an SBS source was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SbsParseError {
+    #[error("not printable ASCII")]
+    NotText,
+    #[error("not a MSG line")]
+    NotMsg,
+    #[error("{0} fields: an SBS line has 22")]
+    FieldCount(usize),
+    #[error("field {field} ({name}) is not valid")]
+    Field { field: usize, name: &'static str },
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date: the inverse of
+/// [`civil_from_days`], by the same 400-year eras counted from March.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// nom parsers for the fields of one SBS line (SBS_FORMAT.md §2). Private:
+/// callers see [`parse_line`] and [`SbsParseError`].
+mod fields {
+    use nom::bytes::complete::{tag, take_while_m_n};
+    use nom::character::complete::{char, digit1, i32 as int32, u32 as uint32};
+    use nom::combinator::{all_consuming, opt, recognize};
+    use nom::number::complete::double;
+    use nom::sequence::preceded;
+    use nom::{IResult, Parser};
+
+    /// `f` must consume the whole field.
+    pub fn whole<'a, O>(
+        f: impl Parser<&'a str, Output = O, Error = nom::error::Error<&'a str>>,
+        s: &'a str,
+    ) -> Option<O> {
+        all_consuming(f).parse(s).ok().map(|(_, o)| o)
+    }
+
+    fn digits(n: usize) -> impl Fn(&str) -> IResult<&str, u32> {
+        move |s| {
+            let (s, d) = take_while_m_n(n, n, |c: char| c.is_ascii_digit())(s)?;
+            Ok((s, d.parse().unwrap_or(0)))
+        }
+    }
+
+    /// `YYYY/MM/DD` as (year, month, day).
+    pub fn date(s: &str) -> IResult<&str, (u32, u32, u32)> {
+        (digits(4), preceded(char('/'), digits(2)), preceded(char('/'), digits(2))).parse(s)
+    }
+
+    /// `HH:MM:SS` with an optional fraction, as milliseconds of the day.
+    pub fn time(s: &str) -> IResult<&str, u32> {
+        let (s, (h, m, sec)) = (
+            digits(2),
+            preceded(char(':'), digits(2)),
+            preceded(char(':'), digits(2)),
+        )
+            .parse(s)?;
+        let (s, frac) = opt(preceded(char('.'), digit1)).parse(s)?;
+        let ms = frac.map_or(0, |f: &str| {
+            // Milliseconds from the first three digits, whatever follows.
+            let mut v = 0;
+            for i in 0..3 {
+                v = v * 10 + f.as_bytes().get(i).map_or(0, |b| u32::from(b - b'0'));
+            }
+            v
+        });
+        Ok((s, ((h * 60 + m) * 60 + sec) * 1000 + ms))
+    }
+
+    /// Altitude or vertical rate: an integer, `H` after it when geometric.
+    pub fn int_h(s: &str) -> IResult<&str, i32> {
+        let (s, v) = int32(s)?;
+        let (s, _) = opt(tag("H")).parse(s)?;
+        Ok((s, v))
+    }
+
+    pub fn uint(s: &str) -> IResult<&str, u32> {
+        uint32(s)
+    }
+
+    pub fn float(s: &str) -> IResult<&str, f64> {
+        // `double` alone would also take "inf" and "nan".
+        let (rest, text) = recognize((
+            opt(char('-')),
+            digit1,
+            opt(preceded(char('.'), digit1)),
+        ))
+        .parse(s)?;
+        let (_, v) = double(text)?;
+        Ok((rest, v))
+    }
+
+    /// 1-4 octal digits (antirez does not zero-pad).
+    pub fn squawk(s: &str) -> IResult<&str, u16> {
+        let (s, d) = take_while_m_n(1, 4, |c: char| ('0'..='7').contains(&c))(s)?;
+        Ok((s, u16::from_str_radix(d, 8).unwrap_or(0)))
+    }
+
+    pub fn hex6(s: &str) -> IResult<&str, u32> {
+        let (s, d) = take_while_m_n(6, 6, |c: char| c.is_ascii_hexdigit())(s)?;
+        Ok((s, u32::from_str_radix(d, 16).unwrap_or(0)))
+    }
+
+    pub fn split(s: &str) -> IResult<&str, Vec<&str>> {
+        nom::multi::separated_list1(
+            char(','),
+            nom::bytes::complete::take_till(|c: char| c == ','),
+        )
+        .parse(s)
+    }
+}
+
+/// Parse one line of an SBS (port 30003) stream, SBS_FORMAT.md §2: the 22
+/// fields of a `MSG` line, lenient where the reference decoders differ
+/// (antirez's empty dates, unpadded squawks, `H` suffixes; CRLF or LF).
+/// `Ok(None)` for an empty line (dump1090-fa's heartbeat). Missing dates
+/// give 0 ms; the caller decides what time such a line has. The line is
+/// kept in [`SbsLine::raw`] so it can be forwarded unchanged.
+pub fn parse_line(line: &[u8]) -> Result<Option<SbsLine>, SbsParseError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if !line.iter().all(|&b| (0x20..0x7F).contains(&b)) {
+        return Err(SbsParseError::NotText);
+    }
+    // All printable ASCII, so this cannot fail.
+    let text = std::str::from_utf8(line).map_err(|_| SbsParseError::NotText)?;
+    let f = fields::split(text)
+        .map(|(_, v)| v)
+        .map_err(|_| SbsParseError::NotMsg)?;
+    if f.first() != Some(&"MSG") {
+        return Err(SbsParseError::NotMsg);
+    }
+    if f.len() != 22 {
+        return Err(SbsParseError::FieldCount(f.len()));
+    }
+    let bad = |field: usize, name: &'static str| SbsParseError::Field { field, name };
+    // Field numbers are SBS_FORMAT.md's, 1-based.
+    fn opt_field<T>(
+        f: &[&str],
+        i: usize,
+        name: &'static str,
+        p: fn(&str) -> nom::IResult<&str, T>,
+    ) -> Result<Option<T>, SbsParseError> {
+        match f[i - 1] {
+            "" => Ok(None),
+            s => fields::whole(p, s)
+                .map(Some)
+                .ok_or(SbsParseError::Field { field: i, name }),
+        }
+    }
+    let msg_type = fields::whole(fields::uint, f[1])
+        .filter(|t| (1..=8).contains(t))
+        .ok_or(bad(2, "transmission type"))? as u8;
+    let icao = fields::whole(fields::hex6, f[4]).ok_or(bad(5, "hex ident"))?;
+    let when = |d: usize| -> Result<i64, SbsParseError> {
+        match (f[d - 1], f[d]) {
+            ("", "") => Ok(0),
+            (date, time) => {
+                let (y, m, day) = fields::whole(fields::date, date)
+                    .filter(|&(_, m, d)| (1..=12).contains(&m) && (1..=31).contains(&d))
+                    .ok_or(bad(d, "date"))?;
+                let ms = fields::whole(fields::time, time)
+                    .filter(|&ms| ms < 86_400_000)
+                    .ok_or(bad(d + 1, "time"))?;
+                Ok(days_from_civil(i64::from(y), m, day) * 86_400_000 + i64::from(ms))
+            }
+        }
+    };
+    let generated_ms = when(7)?;
+    let logged_ms = when(9)?;
+    let callsign = match f[10] {
+        "" => None,
+        cs if cs.len() <= 8 => {
+            let mut out = [b' '; 8];
+            out[..cs.len()].copy_from_slice(cs.as_bytes());
+            Some(out)
+        }
+        _ => return Err(bad(11, "callsign")),
+    };
+    let altitude_ft = opt_field(&f, 12, "altitude", fields::int_h)?;
+    let gs_kt = opt_field(&f, 13, "ground speed", fields::float)?;
+    let track_deg = opt_field(&f, 14, "track", fields::float)?;
+    let lat = opt_field(&f, 15, "latitude", fields::float)?;
+    let lon = opt_field(&f, 16, "longitude", fields::float)?;
+    if lat.is_some_and(|v: f64| v.abs() > 90.0) {
+        return Err(bad(15, "latitude"));
+    }
+    if lon.is_some_and(|v: f64| v.abs() > 180.0) {
+        return Err(bad(16, "longitude"));
+    }
+    let vrate_fpm = opt_field(&f, 17, "vertical rate", fields::int_h)?;
+    let squawk = opt_field(&f, 18, "squawk", fields::squawk)?;
+    let flag = |i: usize, name: &'static str| match f[i - 1] {
+        "" => Ok(None),
+        "0" => Ok(Some(false)),
+        "-1" | "1" => Ok(Some(true)),
+        _ => Err(bad(i, name)),
+    };
+    Ok(Some(SbsLine {
+        msg_type,
+        icao: Icao(icao),
+        generated_ms,
+        logged_ms,
+        callsign,
+        altitude_ft,
+        gs_kt,
+        track_deg,
+        lat,
+        lon,
+        vrate_fpm,
+        squawk,
+        alert: flag(19, "alert")?,
+        emergency: flag(20, "emergency")?,
+        spi: flag(21, "spi")?,
+        on_ground: flag(22, "on ground")?,
+        raw: Some(text.into()),
+    }))
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +553,84 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s, "2026/11/23,13:21:54.135");
+    }
+
+    #[test]
+    fn days_round_trip() {
+        for d in [-800_000, -1, 0, 1, 11_016, 20_780, 2_000_000] {
+            let (y, m, day) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, day), d);
+        }
+    }
+
+    #[test]
+    fn parses_our_own_lines_back() {
+        // A line as from_frame writes it, every optional field filled.
+        let l = SbsLine {
+            msg_type: 3,
+            icao: Icao(0x4840D6),
+            generated_ms: 20_780 * 86_400_000 + 48_114_135,
+            logged_ms: 20_780 * 86_400_000 + 48_114_140,
+            callsign: Some(*b"KLM1023 "),
+            altitude_ft: Some(38_000),
+            gs_kt: Some(420.0),
+            track_deg: Some(271.0),
+            lat: Some(52.25720),
+            lon: Some(-3.91937),
+            vrate_fpm: Some(-832),
+            squawk: Some(0o1000),
+            alert: Some(false),
+            emergency: Some(false),
+            spi: Some(true),
+            on_ground: Some(false),
+            raw: None,
+        };
+        let text = l.to_string();
+        let back = parse_line(format!("{text}\r\n").as_bytes()).unwrap().unwrap();
+        assert_eq!(back.raw.as_deref(), Some(text.as_str()));
+        assert_eq!(SbsLine { raw: None, ..back.clone() }, l);
+        assert_eq!(back.to_string(), text);
+    }
+
+    #[test]
+    fn lenient_where_decoders_differ_strict_elsewhere() {
+        // antirez: empty ids and dates, unpadded squawk (SBS_FORMAT.md §2).
+        let a = parse_line(b"MSG,6,,,A1B2C3,,,,,,,,,,,,,112,0,0,0,0\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.squawk, a.generated_ms), (Some(0o112), 0));
+        let h = parse_line(b"MSG,3,1,1,A1B2C3,1,2026/11/23,13:21:54.135,2026/11/23,13:21:54.135,,12000H,,,,,,,,,,")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.altitude_ft, Some(12_000));
+        assert_eq!(parse_line(b"\r\n"), Ok(None));
+        for bad in [
+            &b"MSG,9,1,1,A1B2C3,1,,,,,,,,,,,,,,,,"[..],
+            b"MSG,3,1,1,A1B2C,1,,,,,,,,,,,,,,,,",
+            b"MSG,3,1,1,A1B2C3,1,,,,,,,,,,,,,,,",
+            b"MSG,3,1,1,A1B2C3,1,,,,,,,,,95.0,,,,,,,",
+            b"MSG,3,1,1,A1B2C3,1,,,,,,,,,nan,,,,,,,",
+            b"MSG,3,1,1,A1B2C3,1,2026/13/01,00:00:00.000,,,,,,,,,,,,,,",
+            b"MSG,6,1,1,A1B2C3,1,,,,,,,,,,,,7778,,,,",
+            b"MSG,5,1,1,A1B2C3,1,,,,,,\xff,,,,,,,,,,",
+            b"AIR,,333,1,A1B2C3,,,,,,,,,,,,,,,,,",
+        ] {
+            assert!(parse_line(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse_line(&bytes);
+        }
+
+        #[test]
+        fn parse_never_panics_on_near_lines(
+            fields in proptest::collection::vec("[-0-9A-F.:/H ]{0,12}", 20..24)
+        ) {
+            let line = format!("MSG,{}", fields.join(","));
+            let _ = parse_line(line.as_bytes());
+        }
     }
 }
