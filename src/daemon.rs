@@ -703,10 +703,7 @@ impl Config {
             }
         }
         if !(-1000..=1000).contains(&self.ppm) {
-            return Err(invalid(
-                "ppm",
-                format!("{} is not within ±1000", self.ppm),
-            ));
+            return Err(invalid("ppm", format!("{} is not within ±1000", self.ppm)));
         }
         if let Some(a) = &self.sbs_listen {
             if a.parse::<std::net::SocketAddr>().is_err() {
@@ -912,7 +909,10 @@ struct Decoded {
 
 enum Samples {
     Sim(Box<Simulator>),
-    File { file: File, path: PathBuf },
+    File {
+        file: File,
+        path: PathBuf,
+    },
     /// Returns 0 only when cancelled; reconnects by itself.
     Rtl(Box<rtlsdr::Dongle>),
     /// Returns 0 only when cancelled; reconnects by itself.
@@ -1392,15 +1392,16 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
             )
         }
     };
-    let listener = match &config.sbs_listen {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|error| {
-            RunError::Listen {
-                addr: addr.clone(),
-                error,
-            }
-        })?),
-        None => None,
-    };
+    let listener =
+        match &config.sbs_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+                RunError::Listen {
+                    addr: addr.clone(),
+                    error,
+                }
+            })?),
+            None => None,
+        };
     let kinesis = match config.stream_id() {
         Some(stream) => Some(start_kinesis(&config, stream).await?),
         None => None,

@@ -353,7 +353,12 @@ mod fields {
 
     /// `YYYY/MM/DD` as (year, month, day).
     pub fn date(s: &str) -> IResult<&str, (u32, u32, u32)> {
-        (digits(4), preceded(char('/'), digits(2)), preceded(char('/'), digits(2))).parse(s)
+        (
+            digits(4),
+            preceded(char('/'), digits(2)),
+            preceded(char('/'), digits(2)),
+        )
+            .parse(s)
     }
 
     /// `HH:MM:SS` with an optional fraction, as milliseconds of the day.
@@ -389,12 +394,8 @@ mod fields {
 
     pub fn float(s: &str) -> IResult<&str, f64> {
         // `double` alone would also take "inf" and "nan".
-        let (rest, text) = recognize((
-            opt(char('-')),
-            digit1,
-            opt(preceded(char('.'), digit1)),
-        ))
-        .parse(s)?;
+        let (rest, text) =
+            recognize((opt(char('-')), digit1, opt(preceded(char('.'), digit1)))).parse(s)?;
         let (_, v) = double(text)?;
         Ok((rest, v))
     }
@@ -529,7 +530,6 @@ pub fn parse_line(line: &[u8]) -> Result<Option<SbsLine>, SbsParseError> {
     }))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,9 +586,17 @@ mod tests {
             raw: None,
         };
         let text = l.to_string();
-        let back = parse_line(format!("{text}\r\n").as_bytes()).unwrap().unwrap();
+        let back = parse_line(format!("{text}\r\n").as_bytes())
+            .unwrap()
+            .unwrap();
         assert_eq!(back.raw.as_deref(), Some(text.as_str()));
-        assert_eq!(SbsLine { raw: None, ..back.clone() }, l);
+        assert_eq!(
+            SbsLine {
+                raw: None,
+                ..back.clone()
+            },
+            l
+        );
         assert_eq!(back.to_string(), text);
     }
 
@@ -599,9 +607,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((a.squawk, a.generated_ms), (Some(0o112), 0));
-        let h = parse_line(b"MSG,3,1,1,A1B2C3,1,2026/11/23,13:21:54.135,2026/11/23,13:21:54.135,,12000H,,,,,,,,,,")
-            .unwrap()
-            .unwrap();
+        let h = parse_line(
+            b"MSG,3,1,1,A1B2C3,1,2026/11/23,13:21:54.135,2026/11/23,13:21:54.135,,12000H,,,,,,,,,,",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(h.altitude_ft, Some(12_000));
         assert_eq!(parse_line(b"\r\n"), Ok(None));
         for bad in [
@@ -615,7 +625,11 @@ mod tests {
             b"MSG,5,1,1,A1B2C3,1,,,,,,\xff,,,,,,,,,,",
             b"AIR,,333,1,A1B2C3,,,,,,,,,,,,,,,,,",
         ] {
-            assert!(parse_line(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_line(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

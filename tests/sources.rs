@@ -121,7 +121,11 @@ fn untimed(text: &str) -> HashMap<String, usize> {
 
 fn decode(args: &[&str]) -> String {
     let out = run(args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -204,7 +208,8 @@ fn rtltcp_source_tunes_and_matches_decode() {
         // Dongle info: "RTL0", tuner 5 (R820T), 29 gains.
         s.write_all(b"RTL0\0\0\0\x05\0\0\0\x1d").unwrap();
         let mut r = s.try_clone().unwrap();
-        r.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        r.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let reader = thread::spawn(move || {
             let mut cmds = Vec::new();
             let mut c = [0u8; 5];
@@ -239,12 +244,20 @@ fn rtltcp_source_tunes_and_matches_decode() {
         cmds.iter().any(|c| c[0] == 0x02 && arg(c) == 2_400_000),
         "no set-sample-rate 2.4 MS/s in {cmds:?}"
     );
-    assert!(cmds.iter().any(|c| c[0] == 0x03 && arg(c) == 0), "no auto gain in {cmds:?}");
+    assert!(
+        cmds.iter().any(|c| c[0] == 0x03 && arg(c) == 0),
+        "no auto gain in {cmds:?}"
+    );
     r.wait_for("the connection loss to be seen", 20, |_, e| {
         e.contains("rtl_tcp connection lost")
     });
     let (out, err) = r.stop();
-    let want = untimed(&decode(&["decode", "--output", "sbs", path.to_str().unwrap()]));
+    let want = untimed(&decode(&[
+        "decode",
+        "--output",
+        "sbs",
+        path.to_str().unwrap(),
+    ]));
     assert!(want.values().sum::<usize>() > 100);
     assert_eq!(untimed(&out), want, "rtltcp run differs from decode\n{err}");
     assert!(err.contains("connected to rtl_tcp"), "{err}");
@@ -404,7 +417,9 @@ fn sbs_listen_serves_a_fast_client_past_a_stalled_one() {
     r.wait_for("the listener", 10, |_, e| e.contains("serving SBS lines"));
     let stalled = TcpStream::connect(&listen).unwrap();
     let fast = TcpStream::connect(&listen).unwrap();
-    r.wait_for("both clients", 10, |_, e| e.matches("client connected").count() == 2);
+    r.wait_for("both clients", 10, |_, e| {
+        e.matches("client connected").count() == 2
+    });
     let reader = thread::spawn(move || {
         let mut got = Vec::new();
         let mut fast = BufReader::new(fast);
@@ -420,7 +435,9 @@ fn sbs_listen_serves_a_fast_client_past_a_stalled_one() {
     });
     go_tx.send(()).unwrap();
     let got = reader.join().unwrap();
-    r.wait_for("the stalled client to be dropped", 10, |_, e| e.contains("too slow"));
+    r.wait_for("the stalled client to be dropped", 10, |_, e| {
+        e.contains("too slow")
+    });
     r.wait_for("a stats line counting it", 5, |_, e| {
         e.lines().any(|l| l.contains("listen_dropped=1"))
     });
@@ -438,7 +455,11 @@ fn sbs_listen_serves_a_fast_client_past_a_stalled_one() {
 fn rtlsdr_without_a_dongle_waits_and_says_what_to_do() {
     let out = run(&["devices"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("no RTL-SDR found"), "{text}");
 
     let mut r = Running::start(&["--source", "rtlsdr", "--stats-interval", "1"]);

@@ -233,7 +233,11 @@ impl BeastFrames {
     /// Decode `input`; frames accepted (now or released from hold) go to
     /// `emit`, which returns false when the pipeline has closed. Returns
     /// (accepted, refused by CRC / acceptance) counts, or `None` if closed.
-    pub fn push(&mut self, input: &[u8], mut emit: impl FnMut(&Received) -> bool) -> Option<(u64, u64)> {
+    pub fn push(
+        &mut self,
+        input: &[u8],
+        mut emit: impl FnMut(&Received) -> bool,
+    ) -> Option<(u64, u64)> {
         self.decoder.push(input, &mut self.messages);
         let now = (self.start.elapsed().as_secs_f64() * self.hz) as u64;
         let mut refused = 0;
@@ -386,7 +390,10 @@ mod tests {
         assert_eq!(all.len(), 3);
         assert_eq!(all[0].timestamp, 0x1A1A_001A_0203);
         assert_eq!((all[0].signal, all[0].payload()), (0x1A, &DF17[..]));
-        assert_eq!((all[1].kind, all[1].payload()), (BeastKind::ModeAc, &[0x12, 0x34][..]));
+        assert_eq!(
+            (all[1].kind, all[1].payload()),
+            (BeastKind::ModeAc, &[0x12, 0x34][..])
+        );
         assert_eq!(all[2].payload(), &DF17[..7]);
         for split in 1..wire.len() {
             let mut d = BeastDecoder::default();

@@ -182,7 +182,9 @@ impl std::str::FromStr for Gain {
         }
         match t.trim_end_matches("dB").trim().parse::<f64>() {
             Ok(db) if db.is_finite() && (-10.0..=70.0).contains(&db) => Ok(Gain::Db(db)),
-            _ => Err(format!("{s:?} is not a gain: auto, or dB within -10 and 70")),
+            _ => Err(format!(
+                "{s:?} is not a gain: auto, or dB within -10 and 70"
+            )),
         }
     }
 }
@@ -220,7 +222,15 @@ mod tests {
         assert!(parse_host_port("127.0.0.1:30005").is_ok());
         assert!(parse_host_port("feeder.local:30003").is_ok());
         assert!(parse_host_port("[::1]:1234").is_ok());
-        for bad in ["", "host", ":30005", "host:", "host:0", "host:70000", "host:x"] {
+        for bad in [
+            "",
+            "host",
+            ":30005",
+            "host:",
+            "host:0",
+            "host:70000",
+            "host:x",
+        ] {
             assert!(parse_host_port(bad).is_err(), "{bad}");
         }
     }
@@ -231,7 +241,10 @@ mod tests {
         assert_eq!("49.6".parse::<Gain>().map(Gain::tenths), Ok(Some(496)));
         assert!("loud".parse::<Gain>().is_err());
         assert!("100".parse::<Gain>().is_err());
-        let r820t = [0, 9, 14, 27, 37, 77, 87, 125, 144, 157, 166, 197, 207, 229, 254, 280, 297, 328, 338, 364, 372, 386, 402, 421, 434, 439, 445, 480, 496];
+        let r820t = [
+            0, 9, 14, 27, 37, 77, 87, 125, 144, 157, 166, 197, 207, 229, 254, 280, 297, 328, 338,
+            364, 372, 386, 402, 421, 434, 439, 445, 480, 496,
+        ];
         assert_eq!(nearest_gain(&r820t, 500), Some(496));
         assert_eq!(nearest_gain(&r820t, 400), Some(402));
         assert_eq!(nearest_gain(&r820t, -50), Some(0));

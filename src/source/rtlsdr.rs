@@ -34,12 +34,13 @@ impl std::str::FromStr for Selector {
             Some(rest) => match rest.strip_prefix("serial=") {
                 Some(serial) if !serial.is_empty() => Ok(Selector::Serial(serial.to_owned())),
                 Some(_) => Err("rtlsdr:serial= needs a serial number".to_owned()),
-                None => rest
-                    .parse()
-                    .map(Selector::Index)
-                    .map_err(|_| format!("rtlsdr:{rest}: use rtlsdr, rtlsdr:INDEX or rtlsdr:serial=SERIAL")),
+                None => rest.parse().map(Selector::Index).map_err(|_| {
+                    format!("rtlsdr:{rest}: use rtlsdr, rtlsdr:INDEX or rtlsdr:serial=SERIAL")
+                }),
             },
-            None => Err(format!("rtlsdr{s}: use rtlsdr, rtlsdr:INDEX or rtlsdr:serial=SERIAL")),
+            None => Err(format!(
+                "rtlsdr{s}: use rtlsdr, rtlsdr:INDEX or rtlsdr:serial=SERIAL"
+            )),
         }
     }
 }
@@ -208,7 +209,7 @@ impl Dongle {
         } else {
             Trouble::Missing
         };
-        if self.last_trouble != Some(t) || self.repeats % 20 == 0 {
+        if self.last_trouble != Some(t) || self.repeats.is_multiple_of(20) {
             warn!(source = "rtlsdr", device = %self.selector, error = %e, "{}", t.advice());
             self.repeats = 0;
         }
