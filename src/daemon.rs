@@ -1608,6 +1608,48 @@ mod tests {
     }
 
     #[test]
+    fn source_specs_and_tuner_fields() {
+        for spec in [
+            "rtlsdr:0",
+            "rtlsdr:serial=00001090",
+            "rtltcp:pi.local:1234",
+            "beast:127.0.0.1:30005",
+            "sbs:[::1]:30003",
+        ] {
+            let s: Source = spec.parse().unwrap();
+            assert_eq!(s.to_string(), spec);
+        }
+        assert_eq!(
+            "rtlsdr".parse::<Source>(),
+            Ok(Source::Rtlsdr(rtlsdr::Selector::Index(0)))
+        );
+        let c = Config::from_toml(
+            "source = \"rtlsdr:1\"\ngain = 49.6\nppm = -3\nbias_tee = true\nsbs_listen = \"127.0.0.1:30003\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.gain, Gain::Db(49.6));
+        assert_eq!((c.ppm, c.bias_tee), (-3, true));
+        c.validate().unwrap();
+        assert_eq!(
+            Config::from_toml("gain = \"auto\"").unwrap().gain,
+            Gain::Auto
+        );
+        assert!(Config::from_toml("gain = \"loud\"").is_err());
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("ADSB_KINESIS_GAIN", "40"),
+            ("ADSB_KINESIS_BIAS_TEE", "yes"),
+        ]))
+        .unwrap();
+        assert_eq!((c.gain, c.bias_tee), (Gain::Db(40.0), true));
+        c.sbs_listen = Some("localhost".into());
+        assert!(c.validate().unwrap_err().to_string().contains("sbs_listen"));
+        c.sbs_listen = None;
+        c.ppm = 5000;
+        assert!(c.validate().unwrap_err().to_string().contains("ppm"));
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_line() {
         let (line, msg) = Config::from_toml("fix = 1\nbogus_key = 3\n").unwrap_err();
         assert_eq!(line, Some(2));

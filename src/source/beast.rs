@@ -7,7 +7,9 @@
 //! level, then the payload: type `'1'` Mode A/C (2 bytes), `'2'` Mode S
 //! short (7 bytes), `'3'` Mode S long (14 bytes). A `0x1A` inside the
 //! timestamp, signal or payload is sent twice. Other types (`'4'` status,
-//! `'5'` ...) and Mode A/C are skipped.
+//! `'5'` ...) are counted as errors; Mode A/C and the 8-byte receiver id
+//! readsb sends before messages with `--net-receiver-id` (type `0xE3`, no
+//! timestamp or signal) are skipped.
 //!
 //! The frames then enter the same acceptance stage as the demodulator's
 //! ([`Acceptor`]): the CRC is checked again, so a feeder's garbage (or ours:
@@ -37,6 +39,8 @@ pub enum BeastKind {
     ModeAc,
     /// Mode S short (7 bytes) or long (14 bytes) frame.
     ModeS,
+    /// readsb's receiver id (type 0xE3, 8 bytes, no header): skipped.
+    ReceiverId,
 }
 
 /// One message, unescaped.
@@ -116,10 +120,11 @@ impl BeastDecoder {
     }
 
     fn start(&mut self, t: u8) {
-        let (kind, payload) = match t {
-            b'1' => (BeastKind::ModeAc, 2),
-            b'2' => (BeastKind::ModeS, 7),
-            b'3' => (BeastKind::ModeS, 14),
+        let (kind, need) = match t {
+            b'1' => (BeastKind::ModeAc, HEADER + 2),
+            b'2' => (BeastKind::ModeS, HEADER + 7),
+            b'3' => (BeastKind::ModeS, HEADER + 14),
+            0xE3 => (BeastKind::ReceiverId, 8),
             // Two escapes outside a message: a data byte of a message we
             // joined in the middle; keep looking.
             ESC => {
@@ -133,7 +138,7 @@ impl BeastDecoder {
             }
         };
         self.kind = kind;
-        self.need = HEADER + payload;
+        self.need = need;
         self.have = 0;
         self.state = State::Body { escaped: false };
     }
@@ -173,6 +178,11 @@ impl BeastDecoder {
         self.have += 1;
         self.state = State::Body { escaped: false };
         if self.have < self.need {
+            return;
+        }
+        if self.kind == BeastKind::ReceiverId {
+            self.have = 0;
+            self.state = State::Sync;
             return;
         }
         let mut ts = 0u64;
@@ -384,6 +394,8 @@ mod tests {
         // A timestamp and signal full of 0x1A, to exercise the escapes.
         encode(b'3', 0x1A1A_001A_0203, 0x1A, &DF17, &mut wire);
         encode(b'1', 5, 7, &[0x12, 0x34], &mut wire);
+        // A receiver id (with an escaped 0x1A in it) before the last one.
+        wire.extend([ESC, 0xE3, 1, 2, ESC, ESC, 4, 5, 6, 7, 8]);
         encode(b'2', 0xFFFF_FFFF_FFFF, 200, &DF17[..7], &mut wire);
         let (all, errors) = decode_all(&wire);
         assert_eq!(errors, BeastErrors::default());
