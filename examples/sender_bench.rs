@@ -161,6 +161,7 @@ fn sky() -> Vec<SbsLine> {
                 emergency: Some(false),
                 spi: Some(false),
                 on_ground: Some(false),
+                raw: None,
             };
             lines.push(l.clone());
             l.msg_type = 4;

@@ -62,6 +62,7 @@ use crate::modes::{self, Frame};
 use crate::notify;
 use crate::sbs::{generated_ms, unix_ms_now, SbsLine};
 use crate::sim::{SimConfig, Simulator};
+use crate::source::{self, beast, listen, rtlsdr, rtltcp, sbsin, Gain, SourceStats, Tuning};
 use crate::track::Tracker;
 
 /// Prefix of the environment variables that set config fields:
@@ -100,18 +101,36 @@ pub enum Source {
     Sim,
     /// An IQ recording.
     File(PathBuf),
+    /// An RTL-SDR dongle on USB.
+    Rtlsdr(rtlsdr::Selector),
+    /// IQ samples from an rtl_tcp server, `HOST:PORT`.
+    RtlTcp(String),
+    /// Demodulated frames from a Beast port (readsb, dump1090-fa), `HOST:PORT`.
+    Beast(String),
+    /// SBS lines from a feeder's port 30003, `HOST:PORT`, forwarded.
+    Sbs(String),
 }
 
 impl FromStr for Source {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "sim" => Ok(Source::Sim),
-            t => match t.strip_prefix("file:") {
-                Some(p) if !p.is_empty() => Ok(Source::File(PathBuf::from(p))),
-                _ => Err(format!("unknown source {s:?}: use sim or file:PATH")),
-            },
+        let t = s.trim();
+        if t == "sim" {
+            return Ok(Source::Sim);
+        }
+        if let Some(rest) = t.strip_prefix("rtlsdr") {
+            return rest.parse().map(Source::Rtlsdr);
+        }
+        let (kind, rest) = t.split_once(':').unwrap_or((t, ""));
+        match kind {
+            "file" if !rest.is_empty() => Ok(Source::File(PathBuf::from(rest))),
+            "rtltcp" => source::parse_host_port(rest).map(Source::RtlTcp),
+            "beast" => source::parse_host_port(rest).map(Source::Beast),
+            "sbs" => source::parse_host_port(rest).map(Source::Sbs),
+            _ => Err(format!(
+                "unknown source {s:?}: use sim, file:PATH, rtlsdr[:INDEX|:serial=SERIAL], rtltcp:HOST:PORT, beast:HOST:PORT or sbs:HOST:PORT"
+            )),
         }
     }
 }
@@ -121,6 +140,10 @@ impl std::fmt::Display for Source {
         match self {
             Source::Sim => f.write_str("sim"),
             Source::File(p) => write!(f, "file:{}", p.display()),
+            Source::Rtlsdr(sel) => write!(f, "rtlsdr:{sel}"),
+            Source::RtlTcp(a) => write!(f, "rtltcp:{a}"),
+            Source::Beast(a) => write!(f, "beast:{a}"),
+            Source::Sbs(a) => write!(f, "sbs:{a}"),
         }
     }
 }
@@ -212,7 +235,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where samples come from: `"sim"` (a simulated sky through the full
-    /// demodulator, endless, in real time) or `"file:PATH"` (IQ replay).
+    /// demodulator, endless, in real time), `"file:PATH"` (IQ replay),
+    /// `"rtlsdr"` / `"rtlsdr:INDEX"` / `"rtlsdr:serial=SERIAL"` (a dongle),
+    /// `"rtltcp:HOST:PORT"` (an rtl_tcp server), `"beast:HOST:PORT"`
+    /// (frames from readsb / dump1090-fa) or `"sbs:HOST:PORT"` (SBS lines,
+    /// forwarded).
     #[serde(deserialize_with = "de_parse")]
     pub source: Source,
     /// Sample format of a file source: `"cu8"` or `"cs16"`. The simulator
@@ -275,6 +302,21 @@ pub struct Config {
     pub config_retry_ms: u64,
     /// Bound on one PutRecords attempt, milliseconds.
     pub request_timeout_ms: u64,
+    /// Tuner gain of an rtlsdr / rtltcp source: `"auto"` or dB (the
+    /// nearest gain the tuner supports).
+    #[serde(deserialize_with = "de_gain")]
+    pub gain: Gain,
+    /// Frequency correction of the dongle's crystal, ppm.
+    pub ppm: i32,
+    /// Power an antenna's LNA through the coax (RTL-SDR Blog dongles).
+    pub bias_tee: bool,
+    /// Also serve the SBS lines to local TCP clients on this `ADDR:PORT`
+    /// (e.g. `"127.0.0.1:30003"`).
+    pub sbs_listen: Option<String>,
+}
+
+fn de_gain<'de, D: Deserializer<'de>>(d: D) -> Result<Gain, D::Error> {
+    de_units(d, |s| s.parse())
 }
 
 impl Default for Config {
@@ -303,6 +345,10 @@ impl Default for Config {
             retry_max_ms: 10_000,
             config_retry_ms: 60_000,
             request_timeout_ms: 10_000,
+            gain: Gain::Auto,
+            ppm: 0,
+            bias_tee: false,
+            sbs_listen: None,
         }
     }
 }
@@ -521,6 +567,22 @@ impl Config {
         if let Some(v) = get(&env, "request_timeout_ms", num)? {
             self.request_timeout_ms = v;
         }
+        if let Some(v) = get(&env, "gain", str::parse)? {
+            self.gain = v;
+        }
+        if let Some(v) = get(&env, "ppm", num)? {
+            self.ppm = v;
+        }
+        if let Some(v) = get(&env, "bias_tee", |s| match s.trim() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(format!("{s:?} is not true or false")),
+        })? {
+            self.bias_tee = v;
+        }
+        if let Some(v) = get(&env, "sbs_listen", text)? {
+            self.sbs_listen = Some(v);
+        }
         Ok(())
     }
 
@@ -641,6 +703,17 @@ impl Config {
                 ));
             }
         }
+        if !(-1000..=1000).contains(&self.ppm) {
+            return Err(invalid("ppm", format!("{} is not within ±1000", self.ppm)));
+        }
+        if let Some(a) = &self.sbs_listen {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(
+                    "sbs_listen",
+                    format!("{a:?} is not ADDR:PORT (e.g. 127.0.0.1:30003)"),
+                ));
+            }
+        }
         if self.source == Source::Sim {
             self.sim_config()
                 .validate()
@@ -699,6 +772,8 @@ pub enum RunError {
     Write(io::Error),
     #[error("cannot start a pipeline thread: {0}")]
     Spawn(io::Error),
+    #[error("sbs_listen: cannot listen on {addr}: {error}")]
+    Listen { addr: String, error: io::Error },
     #[error("the {0} stage panicked")]
     Panicked(&'static str),
     #[cfg(feature = "aws")]
@@ -729,6 +804,8 @@ struct Telemetry {
     /// handed on: the health signals of [`notify`].
     sample_buffers: AtomicU64,
     lines_made: AtomicU64,
+    /// The source's connections, errors and `--sbs-listen` clients.
+    source: Arc<source::SourceTelemetry>,
 }
 
 /// A copy of the counters at one moment.
@@ -742,6 +819,8 @@ pub struct RunStats {
     pub aircraft: u64,
     /// The Kinesis sink's counters (all zero with the stdout sink).
     pub sender: SenderStats,
+    /// The source's counters (network and dongle sources, --sbs-listen).
+    pub source: SourceStats,
 }
 
 impl RunStats {
@@ -782,6 +861,7 @@ impl Telemetry {
             lines: get(&self.lines) + sender.lines_sent,
             aircraft: get(&self.aircraft),
             sender,
+            source: self.source.snapshot(),
         }
     }
 
@@ -805,6 +885,12 @@ impl Telemetry {
             frames_dropped = now.frames_dropped,
             buffers_dropped = now.buffers_dropped,
             aircraft = now.aircraft,
+            source_connects = now.source.connects,
+            source_failures = now.source.failures,
+            source_rejects = now.source.rejects,
+            source_garbage_bytes = now.source.garbage_bytes,
+            listen_clients = now.source.listen_clients,
+            listen_dropped = now.source.listen_dropped,
             "stats"
         );
         if self.sender.is_some() {
@@ -845,13 +931,22 @@ struct Decoded {
 
 enum Samples {
     Sim(Box<Simulator>),
-    File { file: File, path: PathBuf },
+    File {
+        file: File,
+        path: PathBuf,
+    },
+    /// Returns 0 only when cancelled; reconnects by itself.
+    Rtl(Box<rtlsdr::Dongle>),
+    /// Returns 0 only when cancelled; reconnects by itself.
+    RtlTcp(Box<rtltcp::RtlTcp>),
 }
 
 impl Samples {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, RunError> {
         match self {
             Samples::Sim(sim) => Ok(sim.fill(buf, &mut Vec::new())),
+            Samples::Rtl(d) => Ok(d.read(buf)),
+            Samples::RtlTcp(c) => Ok(c.read(buf)),
             Samples::File { file, path } => loop {
                 match file.read(buf) {
                     Ok(n) => return Ok(n),
@@ -896,6 +991,7 @@ impl Pacer {
 fn source_stage(
     mut src: Samples,
     mut pacer: Option<Pacer>,
+    live: bool,
     tx: std_mpsc::SyncSender<Vec<u8>>,
     recycled: std_mpsc::Receiver<Vec<u8>>,
     token: CancellationToken,
@@ -911,25 +1007,34 @@ fn source_stage(
             return Ok(());
         }
         buf.truncate(n);
-        match &mut pacer {
-            Some(p) => {
-                p.wait(n, &token);
-                match tx.try_send(buf) {
-                    Ok(()) => {}
-                    Err(std_mpsc::TrySendError::Full(_)) => {
-                        tel.buffers_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(std_mpsc::TrySendError::Disconnected(_)) => return Ok(()),
+        if let Some(p) = &mut pacer {
+            p.wait(n, &token);
+        }
+        if live {
+            match tx.try_send(buf) {
+                Ok(()) => {}
+                Err(std_mpsc::TrySendError::Full(_)) => {
+                    tel.buffers_dropped.fetch_add(1, Ordering::Relaxed);
                 }
+                Err(std_mpsc::TrySendError::Disconnected(_)) => return Ok(()),
             }
-            None => {
-                if tx.send(buf).is_err() {
-                    return Ok(());
-                }
-            }
+        } else if tx.send(buf).is_err() {
+            return Ok(());
         }
     }
     Ok(())
+}
+
+/// An accepted frame from a frame source (Beast), parsed and counted as
+/// the demod stage does its own.
+fn decoded(r: &Received, tel: &Telemetry) -> Option<Decoded> {
+    // Accepted frames always parse (their length matches their DF).
+    let frame = modes::parse(r.bytes()).ok()?;
+    tel.frames_by_df[usize::from(frame.df.min(24))].fetch_add(1, Ordering::Relaxed);
+    Some(Decoded {
+        frame,
+        sample: r.sample,
+    })
 }
 
 /// The demod stage: samples in, parsed frames out to the track task.
@@ -1264,15 +1369,57 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
     let rate =
         Rate::from_hz(config.sample_rate).ok_or_else(|| invalid("sample_rate", "unsupported"))?;
     let hz = f64::from(rate.hz());
-    let (samples, format, receiver, paced) = match &config.source {
+    let token = CancellationToken::new();
+    let source_tel = Arc::new(source::SourceTelemetry::default());
+    let tuning = Tuning {
+        freq_hz: source::MODE_S_HZ,
+        sample_rate: rate.hz(),
+        gain: config.gain,
+        ppm: config.ppm,
+        bias_tee: config.bias_tee,
+    };
+    // (samples, format, receiver, paced by us, live: a radio that cannot
+    // wait, so full queues drop and count). Frame and line sources have
+    // no samples.
+    let (samples, format, receiver, paced, live) = match &config.source {
+        Source::Rtlsdr(sel) => (
+            Some(Samples::Rtl(Box::new(rtlsdr::Dongle::new(
+                sel.clone(),
+                tuning,
+                token.clone(),
+                source_tel.clone(),
+            )))),
+            SampleFormat::Cu8,
+            config.receiver(),
+            false,
+            true,
+        ),
+        // TCP flow control pushes back to the server, which drops as a
+        // dongle would: here the pipeline may wait.
+        Source::RtlTcp(addr) => (
+            Some(Samples::RtlTcp(Box::new(rtltcp::RtlTcp::new(
+                addr.clone(),
+                tuning,
+                token.clone(),
+                source_tel.clone(),
+            )))),
+            SampleFormat::Cu8,
+            config.receiver(),
+            false,
+            false,
+        ),
+        Source::Beast(_) | Source::Sbs(_) => {
+            (None, SampleFormat::Cu8, config.receiver(), false, false)
+        }
         Source::Sim => {
             let sim = config.sim_config();
             let receiver = sim.receiver;
             let sim = Simulator::try_new(sim).map_err(|e| invalid("lat", e.to_string()))?;
             (
-                Samples::Sim(Box::new(sim)),
+                Some(Samples::Sim(Box::new(sim))),
                 SampleFormat::Cu8,
                 Some(receiver),
+                true,
                 true,
             )
         }
@@ -1285,27 +1432,39 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
             if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
                 return Err(open_err(io::Error::other("is a directory")));
             }
+            let paced = config.replay_speed == ReplaySpeed::Realtime;
             (
-                Samples::File {
+                Some(Samples::File {
                     file,
                     path: path.clone(),
-                },
+                }),
                 config.iformat,
                 config.receiver(),
-                config.replay_speed == ReplaySpeed::Realtime,
+                paced,
+                paced,
             )
         }
     };
+    let listener =
+        match &config.sbs_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+                RunError::Listen {
+                    addr: addr.clone(),
+                    error,
+                }
+            })?),
+            None => None,
+        };
     let kinesis = match config.stream_id() {
         Some(stream) => Some(start_kinesis(&config, stream).await?),
         None => None,
     };
     info!(source = %config.source, sample_rate = rate.hz(), paced, "starting");
 
-    let token = CancellationToken::new();
     let stopping = CancellationToken::new();
     let tel = Arc::new(Telemetry {
         sender: kinesis.as_ref().map(|k| k.tel.clone()),
+        source: source_tel.clone(),
         ..Telemetry::default()
     });
     let start_ms = unix_ms_now();
@@ -1319,22 +1478,64 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
     let (recycle_tx, recycle_rx) = std_mpsc::sync_channel(SAMPLE_BUFFERS + 2);
     let (frame_tx, frame_rx) = mpsc::channel(FRAME_QUEUE);
     let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);
+    let (line_rx, tee) = match listener {
+        Some(l) => {
+            info!(addr = ?l.local_addr().ok(), "sbs-listen: serving SBS lines");
+            let (tx, rx) = mpsc::channel(LINE_QUEUE);
+            let tee = tokio::spawn(listen::tee(l, line_rx, tx, source_tel.clone()));
+            (rx, Some(tee))
+        }
+        None => (line_rx, None),
+    };
 
-    let source = {
-        let (token, tel) = (token.clone(), tel.clone());
-        thread::Builder::new()
-            .name("sdr".into())
-            .spawn(move || source_stage(samples, pacer, sample_tx, recycle_rx, token, tel))
-            .map_err(RunError::Spawn)?
-    };
-    let demod = {
-        let tel = tel.clone();
-        let dec = IqDecoder::new(format, rate, config.fix);
-        thread::Builder::new()
-            .name("demod".into())
-            .spawn(move || demod_stage(sample_rx, recycle_tx, dec, frame_tx, !paced, tel))
-            .map_err(RunError::Spawn)?
-    };
+    // IQ sources: the sdr and demod threads. Frame and line sources: a
+    // task on the socket, feeding the track task or the sink directly.
+    let mut threads = None;
+    let mut net_source = None;
+    match (samples, &config.source) {
+        (Some(samples), _) => {
+            let source = {
+                let (token, tel) = (token.clone(), tel.clone());
+                thread::Builder::new()
+                    .name("sdr".into())
+                    .spawn(move || {
+                        source_stage(samples, pacer, live, sample_tx, recycle_rx, token, tel)
+                    })
+                    .map_err(RunError::Spawn)?
+            };
+            let demod = {
+                let tel = tel.clone();
+                let dec = IqDecoder::new(format, rate, config.fix);
+                thread::Builder::new()
+                    .name("demod".into())
+                    .spawn(move || demod_stage(sample_rx, recycle_tx, dec, frame_tx, !live, tel))
+                    .map_err(RunError::Spawn)?
+            };
+            threads = Some((source, demod));
+        }
+        (None, Source::Beast(addr)) => {
+            let tel = tel.clone();
+            net_source = Some(tokio::spawn(beast::run(
+                addr.clone(),
+                rate.hz(),
+                config.fix,
+                token.clone(),
+                source_tel.clone(),
+                frame_tx,
+                move |r: &Received| decoded(r, &tel),
+            )));
+        }
+        (None, Source::Sbs(addr)) => {
+            drop(frame_tx);
+            net_source = Some(tokio::spawn(sbsin::run(
+                addr.clone(),
+                token.clone(),
+                source_tel.clone(),
+                line_tx.clone(),
+            )));
+        }
+        (None, _) => unreachable!("every IQ source has samples"),
+    }
     let track = tokio::spawn(track_stage(
         frame_rx,
         line_tx,
@@ -1372,7 +1573,13 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
     let notify_stop = CancellationToken::new();
     let notify_task = start_notify(&config, tel.clone(), notify_stop.clone());
 
-    let finished = async { (sink.await, track.await) };
+    let finished = async {
+        let sink = sink.await;
+        if let Some(t) = tee {
+            let _ = t.await;
+        }
+        (sink, track.await)
+    };
     tokio::pin!(finished);
     tokio::pin!(shutdown);
     let (sink_result, track_result) = tokio::select! {
@@ -1391,12 +1598,19 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
     if let Some(t) = notify_task {
         let _ = t.await;
     }
+    if let Some(net) = net_source {
+        net.await.map_err(|_| RunError::Panicked("source"))?;
+    }
     // Both threads have dropped their senders by now, so they are returning.
-    let (source_result, rest) = tokio::task::spawn_blocking(move || (source.join(), demod.join()))
-        .await
-        .map_err(|_| RunError::Panicked("join"))?;
-    source_result.map_err(|_| RunError::Panicked("sdr"))??;
-    let rest = rest.map_err(|_| RunError::Panicked("demod"))?;
+    let mut rest = 0;
+    if let Some((source, demod)) = threads {
+        let (source_result, demod_result) =
+            tokio::task::spawn_blocking(move || (source.join(), demod.join()))
+                .await
+                .map_err(|_| RunError::Panicked("join"))?;
+        source_result.map_err(|_| RunError::Panicked("sdr"))??;
+        rest = demod_result.map_err(|_| RunError::Panicked("demod"))?;
+    }
     if rest > 0 {
         warn!(
             bytes = rest,
@@ -1452,6 +1666,48 @@ mod tests {
             2_400_000
         );
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn source_specs_and_tuner_fields() {
+        for spec in [
+            "rtlsdr:0",
+            "rtlsdr:serial=00001090",
+            "rtltcp:pi.local:1234",
+            "beast:127.0.0.1:30005",
+            "sbs:[::1]:30003",
+        ] {
+            let s: Source = spec.parse().unwrap();
+            assert_eq!(s.to_string(), spec);
+        }
+        assert_eq!(
+            "rtlsdr".parse::<Source>(),
+            Ok(Source::Rtlsdr(rtlsdr::Selector::Index(0)))
+        );
+        let c = Config::from_toml(
+            "source = \"rtlsdr:1\"\ngain = 49.6\nppm = -3\nbias_tee = true\nsbs_listen = \"127.0.0.1:30003\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.gain, Gain::Db(49.6));
+        assert_eq!((c.ppm, c.bias_tee), (-3, true));
+        c.validate().unwrap();
+        assert_eq!(
+            Config::from_toml("gain = \"auto\"").unwrap().gain,
+            Gain::Auto
+        );
+        assert!(Config::from_toml("gain = \"loud\"").is_err());
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("ADSB_KINESIS_GAIN", "40"),
+            ("ADSB_KINESIS_BIAS_TEE", "yes"),
+        ]))
+        .unwrap();
+        assert_eq!((c.gain, c.bias_tee), (Gain::Db(40.0), true));
+        c.sbs_listen = Some("localhost".into());
+        assert!(c.validate().unwrap_err().to_string().contains("sbs_listen"));
+        c.sbs_listen = None;
+        c.ppm = 5000;
+        assert!(c.validate().unwrap_err().to_string().contains("ppm"));
     }
 
     #[test]

@@ -234,6 +234,7 @@ mod tests {
             emergency: None,
             spi: None,
             on_ground: None,
+            raw: None,
         }
     }
 

@@ -26,6 +26,8 @@
 //!   `check-config` for `ExecStartPre=`. Edges.
 //! - [`sim`]: a Mode S signal synthesizer used as a demo source and by the
 //!   sensitivity tests. Pure.
+//! - [`source`]: the dongle (rtl-sdr-rs), rtl_tcp, Beast and SBS network
+//!   inputs, and `--sbs-listen`. Edge.
 //!
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
@@ -44,4 +46,5 @@ pub mod notify;
 pub mod sbs;
 pub mod service;
 pub mod sim;
+pub mod source;
 pub mod track;

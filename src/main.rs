@@ -61,6 +61,9 @@ enum Command {
     /// and ADSB_KINESIS_* variables) and the AWS settings: one line, exit 0
     /// if it can run, 1 if not. No network calls without --online.
     CheckConfig(Box<CheckConfigArgs>),
+    /// List the RTL-SDR dongles on USB (index, USB ids, serial) for
+    /// `--source rtlsdr:INDEX` or `rtlsdr:serial=SERIAL`.
+    Devices,
 }
 
 #[derive(Args)]
@@ -495,7 +498,8 @@ struct RunArgs {
     /// (also ADSB_KINESIS_CONFIG).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// sim (simulated sky, endless, real time) or file:PATH (IQ replay) [default: sim]
+    /// sim (simulated sky), file:PATH (IQ replay), rtlsdr[:INDEX|:serial=SERIAL],
+    /// rtltcp:HOST:PORT, beast:HOST:PORT or sbs:HOST:PORT [default: sim]
     #[arg(long, value_parser = parse_source)]
     source: Option<Source>,
     /// Sample format of a file source: cu8 or cs16 [default: cu8]
@@ -564,6 +568,22 @@ struct RunArgs {
     /// Bound on one PutRecords attempt, ms [default: 10000]
     #[arg(long, hide = true)]
     request_timeout_ms: Option<u64>,
+    /// Tuner gain of rtlsdr/rtltcp: auto or dB, nearest supported [default: auto]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_gain)]
+    gain: Option<adsb_kinesis::source::Gain>,
+    /// Dongle frequency correction, ppm [default: 0]
+    #[arg(long, allow_hyphen_values = true)]
+    ppm: Option<i32>,
+    /// Power the antenna LNA through the coax (rtlsdr, rtltcp)
+    #[arg(long)]
+    bias_tee: bool,
+    /// Also serve SBS lines to TCP clients on ADDR:PORT (e.g. 127.0.0.1:30003)
+    #[arg(long)]
+    sbs_listen: Option<String>,
+}
+
+fn parse_gain(s: &str) -> Result<adsb_kinesis::source::Gain, String> {
+    s.parse()
 }
 
 fn parse_size_usize(s: &str) -> Result<usize, String> {
@@ -654,6 +674,18 @@ impl RunArgs {
         if let Some(v) = self.request_timeout_ms {
             c.request_timeout_ms = v;
         }
+        if let Some(v) = self.gain {
+            c.gain = v;
+        }
+        if let Some(v) = self.ppm {
+            c.ppm = v;
+        }
+        if self.bias_tee {
+            c.bias_tee = true;
+        }
+        if let Some(v) = self.sbs_listen {
+            c.sbs_listen = Some(v);
+        }
     }
 }
 
@@ -727,6 +759,23 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     }
 }
 
+/// `adsb-kinesis devices`: the dongles rtl-sdr-rs can see.
+fn devices() -> Result<()> {
+    use adsb_kinesis::source::rtlsdr;
+    let list = rtlsdr::list().map_err(anyhow::Error::msg)?;
+    if list.is_empty() {
+        println!("no RTL-SDR found: plug the dongle in; if it is plugged in, check `lsusb` for 0bda:2838 or 0bda:2832 and the udev rule from systemd/");
+        return Ok(());
+    }
+    for d in list {
+        println!(
+            "{}: {:04x}:{:04x} {} {} serial={}",
+            d.index, d.vendor_id, d.product_id, d.manufacturer, d.product, d.serial
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -763,6 +812,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "aws")]
         Command::Tail(a) => tail_cmd::tail(a),
         Command::CheckConfig(a) => check_config_cmd(*a),
+        Command::Devices => devices(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

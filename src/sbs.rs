@@ -8,7 +8,7 @@ use crate::modes::adsb::Me;
 use crate::modes::{Body, Frame, Icao};
 
 mod parse;
-pub use parse::SbsParseError;
+pub use parse::{parse_line, SbsParseError};
 
 /// Now, as Unix milliseconds (the "logged" time of a line).
 pub fn unix_ms_now() -> i64 {
@@ -51,6 +51,9 @@ pub struct SbsLine {
     pub emergency: Option<bool>,
     pub spi: Option<bool>,
     pub on_ground: Option<bool>,
+    /// The line exactly as an SBS source sent it (`--source sbs:`): it is
+    /// forwarded unchanged, so what a feeder wrote is what Kinesis stores.
+    pub raw: Option<Box<str>>,
 }
 
 /// SBS type a frame maps to, or `None` if such frames are not written
@@ -119,6 +122,7 @@ impl SbsLine {
             emergency: None,
             spi: None,
             on_ground: None,
+            raw: None,
         };
         if let Some((lat, lon)) = position {
             l.lat = Some(lat);
@@ -259,6 +263,9 @@ fn flag(out: &mut String, f: Option<bool>) {
 impl fmt::Display for SbsLine {
     /// The 22 fields, without line terminator.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(raw) = &self.raw {
+            return f.write_str(raw);
+        }
         let mut s = String::with_capacity(128);
         write!(s, "MSG,{},1,1,{},1,", self.msg_type, self.icao)?;
         write_time(&mut s, self.generated_ms)?;
@@ -342,5 +349,98 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s, "2026/11/23,13:21:54.135");
+    }
+
+    #[test]
+    fn days_round_trip() {
+        for d in [-800_000, -1, 0, 1, 11_016, 20_780, 2_000_000] {
+            let (y, m, day) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, day), d);
+        }
+    }
+
+    #[test]
+    fn parses_our_own_lines_back() {
+        // A line as from_frame writes it, every optional field filled.
+        let l = SbsLine {
+            msg_type: 3,
+            icao: Icao(0x4840D6),
+            generated_ms: 20_780 * 86_400_000 + 48_114_135,
+            logged_ms: 20_780 * 86_400_000 + 48_114_140,
+            callsign: Some(*b"KLM1023 "),
+            altitude_ft: Some(38_000),
+            gs_kt: Some(420.0),
+            track_deg: Some(271.0),
+            lat: Some(52.25720),
+            lon: Some(-3.91937),
+            vrate_fpm: Some(-832),
+            squawk: Some(0o1000),
+            alert: Some(false),
+            emergency: Some(false),
+            spi: Some(true),
+            on_ground: Some(false),
+            raw: None,
+        };
+        let text = l.to_string();
+        let back = parse_line(format!("{text}\r\n").as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.raw.as_deref(), Some(text.as_str()));
+        assert_eq!(
+            SbsLine {
+                raw: None,
+                ..back.clone()
+            },
+            l
+        );
+        assert_eq!(back.to_string(), text);
+    }
+
+    #[test]
+    fn lenient_where_decoders_differ_strict_elsewhere() {
+        // antirez: empty ids and dates, unpadded squawk (SBS_FORMAT.md §2).
+        let a = parse_line(b"MSG,6,,,A1B2C3,,,,,,,,,,,,,112,0,0,0,0\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.squawk, a.generated_ms), (Some(0o112), 0));
+        let h = parse_line(
+            b"MSG,3,1,1,A1B2C3,1,2026/11/23,13:21:54.135,2026/11/23,13:21:54.135,,12000H,,,,,,,,,,",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.altitude_ft, Some(12_000));
+        assert_eq!(parse_line(b"\r\n"), Ok(None));
+        for bad in [
+            &b"MSG,9,1,1,A1B2C3,1,,,,,,,,,,,,,,,,"[..],
+            b"MSG,3,1,1,A1B2C,1,,,,,,,,,,,,,,,,",
+            b"MSG,3,1,1,A1B2C3,1,,,,,,,,,,,,,,,",
+            b"MSG,3,1,1,A1B2C3,1,,,,,,,,,95.0,,,,,,,",
+            b"MSG,3,1,1,A1B2C3,1,,,,,,,,,nan,,,,,,,",
+            b"MSG,3,1,1,A1B2C3,1,2026/13/01,00:00:00.000,,,,,,,,,,,,,,",
+            b"MSG,6,1,1,A1B2C3,1,,,,,,,,,,,,7778,,,,",
+            b"MSG,5,1,1,A1B2C3,1,,,,,,\xff,,,,,,,,,,",
+            b"AIR,,333,1,A1B2C3,,,,,,,,,,,,,,,,,",
+        ] {
+            assert!(
+                parse_line(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse_line(&bytes);
+        }
+
+        #[test]
+        fn parse_never_panics_on_near_lines(
+            fields in proptest::collection::vec("[-0-9A-F.:/H ]{0,12}", 20..24)
+        ) {
+            let line = format!("MSG,{}", fields.join(","));
+            let _ = parse_line(line.as_bytes());
+        }
     }
 }

@@ -5,7 +5,9 @@
 //! `H` suffix on GNSS altitudes and vertical rates (§2 fields 12, 17),
 //! flags written `1` as well as `-1`, a trailing CR.
 //!
-//! nom stays private: the one entry point is [`SbsLine::parse`].
+//! nom stays private: the entry points are [`SbsLine::parse`] (strict
+//! about times, for `tail`, which orders by them) and [`parse_line`]
+//! (lenient, for lines forwarded from another decoder's port 30003).
 
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while_m_n};
@@ -158,76 +160,104 @@ impl SbsLine {
     /// date/time fields must be present: lines of the antirez layout, which
     /// leaves them empty (SBS_FORMAT.md §4), are refused as `Field(7)`.
     pub fn parse(line: &[u8]) -> Result<SbsLine, SbsParseError> {
-        let text = std::str::from_utf8(line).map_err(|_| SbsParseError::NotText)?;
-        let text = text.trim_end_matches(['\r', '\n']);
-        let mut f = [""; 22];
-        let mut n = 0;
-        for part in text.split(',') {
-            if n < 22 {
-                f[n] = part;
-            }
-            n += 1;
-        }
-        if n != 22 {
-            return Err(SbsParseError::FieldCount(n));
-        }
-        if f[0] != "MSG" {
-            return Err(SbsParseError::NotMsg);
-        }
-        let msg_type = field(f[1], 2, map_res(digit1, |s: &str| s.parse::<u8>()))?;
-        if !(1..=8).contains(&msg_type) {
-            return Err(SbsParseError::Field(2));
-        }
-        let icao = field(f[4], 5, hex_icao)?;
-        let at = |d: &str, t: &str, n: usize| -> Result<i64, SbsParseError> {
-            let days = field(d, n, date)?;
-            let ms = field(t, n + 1, time)?;
-            Ok(days * 86_400_000 + ms)
-        };
-        let generated_ms = at(f[6], f[7], 7)?;
-        let logged_ms = at(f[8], f[9], 9)?;
-        let callsign = if f[10].is_empty() {
-            None
-        } else {
-            let cs = f[10].as_bytes();
-            if cs.len() > 8 || !cs.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
-                return Err(SbsParseError::Field(11));
-            }
-            let mut out = [b' '; 8];
-            out[..cs.len()].copy_from_slice(cs);
-            Some(out)
-        };
-        let finite = |v: Option<f64>, n| match v {
-            Some(x) if !x.is_finite() => Err(SbsParseError::Field(n)),
-            _ => Ok(v),
-        };
-        let lat = finite(optional(f[14], 15, float)?, 15)?;
-        let lon = finite(optional(f[15], 16, float)?, 16)?;
-        if lat.is_some_and(|v| v.abs() > 90.0) {
-            return Err(SbsParseError::Field(15));
-        }
-        if lon.is_some_and(|v| v.abs() > 180.0) {
-            return Err(SbsParseError::Field(16));
-        }
-        Ok(SbsLine {
-            msg_type,
-            icao,
-            generated_ms,
-            logged_ms,
-            callsign,
-            altitude_ft: optional(f[11], 12, int_h)?,
-            gs_kt: finite(optional(f[12], 13, float)?, 13)?,
-            track_deg: finite(optional(f[13], 14, float)?, 14)?,
-            lat,
-            lon,
-            vrate_fpm: optional(f[16], 17, int_h)?,
-            squawk: optional(f[17], 18, squawk)?,
-            alert: optional(f[18], 19, flag)?,
-            emergency: optional(f[19], 20, flag)?,
-            spi: optional(f[20], 21, flag)?,
-            on_ground: optional(f[21], 22, flag)?,
-        })
+        parse_fields(line, false)
     }
+}
+
+/// Parse one line of an SBS (port 30003) stream from another decoder:
+/// `Ok(None)` for an empty line (dump1090-fa's heartbeat); anything but
+/// printable ASCII is refused; antirez's empty date/time fields are
+/// accepted as 0 ms (the caller decides what time such a line has). The
+/// line is kept in [`SbsLine::raw`] so it is forwarded unchanged.
+pub fn parse_line(line: &[u8]) -> Result<Option<SbsLine>, SbsParseError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if !line.iter().all(|&b| (0x20..0x7F).contains(&b)) {
+        return Err(SbsParseError::NotText);
+    }
+    let mut l = parse_fields(line, true)?;
+    // Printable ASCII, so valid UTF-8.
+    l.raw = std::str::from_utf8(line).ok().map(Into::into);
+    Ok(Some(l))
+}
+
+fn parse_fields(line: &[u8], times_optional: bool) -> Result<SbsLine, SbsParseError> {
+    let text = std::str::from_utf8(line).map_err(|_| SbsParseError::NotText)?;
+    let text = text.trim_end_matches(['\r', '\n']);
+    let mut f = [""; 22];
+    let mut n = 0;
+    for part in text.split(',') {
+        if n < 22 {
+            f[n] = part;
+        }
+        n += 1;
+    }
+    if n != 22 {
+        return Err(SbsParseError::FieldCount(n));
+    }
+    if f[0] != "MSG" {
+        return Err(SbsParseError::NotMsg);
+    }
+    let msg_type = field(f[1], 2, map_res(digit1, |s: &str| s.parse::<u8>()))?;
+    if !(1..=8).contains(&msg_type) {
+        return Err(SbsParseError::Field(2));
+    }
+    let icao = field(f[4], 5, hex_icao)?;
+    let at = |d: &str, t: &str, n: usize| -> Result<i64, SbsParseError> {
+        if times_optional && d.is_empty() && t.is_empty() {
+            return Ok(0);
+        }
+        let days = field(d, n, date)?;
+        let ms = field(t, n + 1, time)?;
+        Ok(days * 86_400_000 + ms)
+    };
+    let generated_ms = at(f[6], f[7], 7)?;
+    let logged_ms = at(f[8], f[9], 9)?;
+    let callsign = if f[10].is_empty() {
+        None
+    } else {
+        let cs = f[10].as_bytes();
+        if cs.len() > 8 || !cs.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+            return Err(SbsParseError::Field(11));
+        }
+        let mut out = [b' '; 8];
+        out[..cs.len()].copy_from_slice(cs);
+        Some(out)
+    };
+    let finite = |v: Option<f64>, n| match v {
+        Some(x) if !x.is_finite() => Err(SbsParseError::Field(n)),
+        _ => Ok(v),
+    };
+    let lat = finite(optional(f[14], 15, float)?, 15)?;
+    let lon = finite(optional(f[15], 16, float)?, 16)?;
+    if lat.is_some_and(|v| v.abs() > 90.0) {
+        return Err(SbsParseError::Field(15));
+    }
+    if lon.is_some_and(|v| v.abs() > 180.0) {
+        return Err(SbsParseError::Field(16));
+    }
+    Ok(SbsLine {
+        msg_type,
+        icao,
+        generated_ms,
+        logged_ms,
+        callsign,
+        altitude_ft: optional(f[11], 12, int_h)?,
+        gs_kt: finite(optional(f[12], 13, float)?, 13)?,
+        track_deg: finite(optional(f[13], 14, float)?, 14)?,
+        lat,
+        lon,
+        vrate_fpm: optional(f[16], 17, int_h)?,
+        squawk: optional(f[17], 18, squawk)?,
+        alert: optional(f[18], 19, flag)?,
+        emergency: optional(f[19], 20, flag)?,
+        spi: optional(f[20], 21, flag)?,
+        on_ground: optional(f[21], 22, flag)?,
+        raw: None,
+    })
 }
 
 #[cfg(test)]
@@ -383,7 +413,7 @@ mod tests {
                 callsign: Some(*b"TEST12  "), altitude_ft: alt, gs_kt: gs.map(f64::round),
                 track_deg: None, lat: lat.map(|v| (v * 1e5).round() / 1e5), lon: Some(0.5),
                 vrate_fpm: Some(-64), squawk: sq, alert: flags[0], emergency: flags[1],
-                spi: flags[2], on_ground: flags[3],
+                spi: flags[2], on_ground: flags[3], raw: None,
             };
             let text = l.to_string();
             let back = SbsLine::parse(text.as_bytes()).unwrap();

@@ -1,0 +1,263 @@
+//! Sources: where `run` gets its input. An edge module: USB, sockets and
+//! threads live here, never in the pure core.
+//!
+//! - [`rtlsdr`]: an RTL2832U dongle through `rtl-sdr-rs` (no librtlsdr).
+//! - [`rtltcp`]: samples from an `rtl_tcp` server.
+//! - [`beast`]: already-demodulated frames from a readsb / dump1090-fa
+//!   Beast port (30005); they join the pipeline at frame acceptance.
+//! - [`sbsin`]: finished SBS lines from a feeder's port 30003, forwarded.
+//! - [`listen`]: `--sbs-listen`, our SBS lines served to local clients.
+//!
+//! IQ sources (dongle, rtl_tcp) are blocking readers called from the
+//! daemon's sdr thread, which hands them its recycled buffers. Frame and
+//! line sources are tokio tasks on sockets. All of them retry forever with
+//! capped exponential backoff: a feeder restarting or a dongle unplugged
+//! is a pause, never an exit; only shutdown stops them.
+
+pub mod beast;
+pub mod listen;
+pub mod rtlsdr;
+pub mod rtltcp;
+pub mod sbsin;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use tokio_util::sync::CancellationToken;
+
+/// First pause before reconnecting.
+pub const RETRY_MIN: Duration = Duration::from_millis(250);
+/// Longest pause between attempts: a dongle plugged back in or a feeder
+/// restarted is found within this.
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The source's counters, kept together and logged on the stats line.
+#[derive(Debug, Default)]
+pub struct SourceTelemetry {
+    /// Successful connections (or dongle opens).
+    pub connects: AtomicU64,
+    /// Failed attempts and lost connections.
+    pub failures: AtomicU64,
+    /// Bytes skipped while resynchronising on garbage (Beast).
+    pub garbage_bytes: AtomicU64,
+    /// Frames or lines that did not parse, or were refused (bad CRC).
+    pub rejects: AtomicU64,
+    /// Frames or lines taken from the source.
+    pub accepted: AtomicU64,
+    /// `--sbs-listen` clients now connected.
+    pub listen_clients: AtomicU64,
+    /// `--sbs-listen` clients dropped for not keeping up.
+    pub listen_dropped: AtomicU64,
+}
+
+/// A copy of [`SourceTelemetry`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    pub connects: u64,
+    pub failures: u64,
+    pub garbage_bytes: u64,
+    pub rejects: u64,
+    pub accepted: u64,
+    pub listen_clients: u64,
+    pub listen_dropped: u64,
+}
+
+impl SourceTelemetry {
+    pub fn snapshot(&self) -> SourceStats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SourceStats {
+            connects: get(&self.connects),
+            failures: get(&self.failures),
+            garbage_bytes: get(&self.garbage_bytes),
+            rejects: get(&self.rejects),
+            accepted: get(&self.accepted),
+            listen_clients: get(&self.listen_clients),
+            listen_dropped: get(&self.listen_dropped),
+        }
+    }
+
+    pub(crate) fn add(a: &AtomicU64, n: u64) {
+        a.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Pauses between reconnection attempts: capped exponential with jitter
+/// (backon, as the Kinesis sender uses), restarted after a success.
+pub struct Retry {
+    schedule: ExponentialBackoff,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            schedule: Self::fresh(),
+        }
+    }
+}
+
+impl Retry {
+    fn fresh() -> ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_min_delay(RETRY_MIN)
+            .with_max_delay(RETRY_MAX)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// The next pause.
+    pub fn next_delay(&mut self) -> Duration {
+        self.schedule.next().unwrap_or(RETRY_MAX)
+    }
+
+    /// A connection worked: the next failure starts from the shortest pause.
+    pub fn reset(&mut self) {
+        self.schedule = Self::fresh();
+    }
+
+    /// Sleeps the next pause on a blocking thread; false if cancelled.
+    pub fn sleep_blocking(&mut self, token: &CancellationToken) -> bool {
+        let until = std::time::Instant::now() + self.next_delay();
+        while !token.is_cancelled() {
+            let now = std::time::Instant::now();
+            if now >= until {
+                return true;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(100)));
+        }
+        false
+    }
+
+    /// Sleeps the next pause in a task; false if cancelled.
+    pub async fn sleep(&mut self, token: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = token.cancelled() => false,
+            _ = tokio::time::sleep(self.next_delay()) => true,
+        }
+    }
+}
+
+/// `HOST:PORT` of a network source, checked for shape only (names are
+/// resolved at each connection, so DNS trouble at boot is a retry).
+pub fn parse_host_port(s: &str) -> Result<String, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("{s:?} is not HOST:PORT"));
+    }
+    Ok(s.to_owned())
+}
+
+/// 1090 MHz, the Mode S downlink (Annex 10 Vol IV §3.1.2.1.4).
+pub const MODE_S_HZ: u32 = 1_090_000_000;
+
+/// Tuner gain: the dongle's AGC, or a fixed gain in dB (the nearest gain
+/// the tuner supports is used).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Gain {
+    #[default]
+    Auto,
+    Db(f64),
+}
+
+impl Gain {
+    /// Tenths of a dB, the unit of librtlsdr, rtl-sdr-rs and rtl_tcp.
+    pub fn tenths(self) -> Option<i32> {
+        match self {
+            Gain::Auto => None,
+            Gain::Db(db) => Some((db * 10.0).round() as i32),
+        }
+    }
+}
+
+impl std::str::FromStr for Gain {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("auto") {
+            return Ok(Gain::Auto);
+        }
+        match t.trim_end_matches("dB").trim().parse::<f64>() {
+            Ok(db) if db.is_finite() && (-10.0..=70.0).contains(&db) => Ok(Gain::Db(db)),
+            _ => Err(format!(
+                "{s:?} is not a gain: auto, or dB within -10 and 70"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Gain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gain::Auto => f.write_str("auto"),
+            Gain::Db(db) => write!(f, "{db}"),
+        }
+    }
+}
+
+/// The nearest of `supported` (tenths of dB) to `want`.
+pub fn nearest_gain(supported: &[i32], want: i32) -> Option<i32> {
+    supported.iter().copied().min_by_key(|g| (g - want).abs())
+}
+
+/// How an IQ source's tuner is set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    pub freq_hz: u32,
+    pub sample_rate: u32,
+    pub gain: Gain,
+    pub ppm: i32,
+    pub bias_tee: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_shapes() {
+        assert!(parse_host_port("127.0.0.1:30005").is_ok());
+        assert!(parse_host_port("feeder.local:30003").is_ok());
+        assert!(parse_host_port("[::1]:1234").is_ok());
+        for bad in [
+            "",
+            "host",
+            ":30005",
+            "host:",
+            "host:0",
+            "host:70000",
+            "host:x",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn gains() {
+        assert_eq!("auto".parse::<Gain>(), Ok(Gain::Auto));
+        assert_eq!("49.6".parse::<Gain>().map(Gain::tenths), Ok(Some(496)));
+        assert!("loud".parse::<Gain>().is_err());
+        assert!("100".parse::<Gain>().is_err());
+        let r820t = [
+            0, 9, 14, 27, 37, 77, 87, 125, 144, 157, 166, 197, 207, 229, 254, 280, 297, 328, 338,
+            364, 372, 386, 402, 421, 434, 439, 445, 480, 496,
+        ];
+        assert_eq!(nearest_gain(&r820t, 500), Some(496));
+        assert_eq!(nearest_gain(&r820t, 400), Some(402));
+        assert_eq!(nearest_gain(&r820t, -50), Some(0));
+        assert_eq!(nearest_gain(&[], 100), None);
+    }
+
+    #[test]
+    fn retry_grows_to_the_cap_and_resets() {
+        let mut r = Retry::default();
+        let first: Vec<Duration> = (0..20).map(|_| r.next_delay()).collect();
+        assert!(first.iter().all(|d| *d <= RETRY_MAX * 2));
+        assert!(first[15..].iter().any(|d| *d >= RETRY_MAX / 2), "{first:?}");
+        r.reset();
+        assert!(r.next_delay() <= RETRY_MIN * 2);
+    }
+}
