@@ -1536,6 +1536,20 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
         }
         (None, _) => unreachable!("every IQ source has samples"),
     }
+    if let Some(net) = &net_source {
+        // A network input is healthy for sd_notify while its task runs,
+        // connected or reconnecting with backoff: a quiet sky sends
+        // nothing, and a restart would not bring a feeder back. Its
+        // liveness stands in for the radio's sample buffers.
+        let (tel, alive) = (tel.clone(), net.abort_handle());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !alive.is_finished() {
+                tel.sample_buffers.fetch_add(1, Ordering::Relaxed);
+                tick.tick().await;
+            }
+        });
+    }
     let track = tokio::spawn(track_stage(
         frame_rx,
         line_tx,

@@ -18,6 +18,9 @@
 //! - **samples flow**: the demodulator took a sample buffer within the last
 //!   [`SAMPLE_STALL`]. A radio delivers about 18 buffers a second, a quiet
 //!   sky included, so silence means a dead dongle, source or demodulator.
+//!   A network input (Beast, SBS) counts as flowing while its task runs,
+//!   connected or reconnecting: it is quiet when the sky is, and a restart
+//!   would not bring the feeder at the other end back.
 //! - **the sink is not wedged**: every SBS line the track stage made has
 //!   been taken by the sink, or the sink took one within the last
 //!   [`SINK_STALL`]. A sink that stops taking lines while lines wait for it

@@ -331,3 +331,44 @@ fn watchdog_stops_while_the_sink_is_wedged() {
     // Before the verdict the pipeline was healthy for a while: pings came.
     assert!(pings.iter().any(|t| *t < sick), "no ping before the wedge");
 }
+
+/// A network input whose feeder is down: the task keeps reconnecting, and
+/// that is healthy (a restart would not bring the feeder back), so READY=1
+/// comes at once and the pings go on; an SBS input the same.
+#[test]
+fn network_inputs_are_ready_and_healthy_while_reconnecting() {
+    for kind in ["beast", "sbs"] {
+        let dir = TempDir::new("notify-net");
+        let m = Manager::listen(&dir);
+        // A port nothing listens on: bind, note it, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let source = format!("{kind}:127.0.0.1:{port}");
+        let mut child = run_under_manager(&m, &["--source", &source])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ready = m.wait_for("READY=1", Duration::from_secs(20), |l| l == "READY=1");
+        let end = ready + Duration::from_secs(4);
+        while Instant::now() < end {
+            thread::sleep(Duration::from_millis(100));
+        }
+        let pings = m.pings();
+        let gap = longest_gap(&pings, ready, end);
+        assert!(
+            gap < Duration::from_millis(1900),
+            "{kind}: a {gap:?} gap in the pings while reconnecting; got {:#?}",
+            m.messages()
+        );
+        assert!(
+            !m.messages().iter().any(|(_, s)| s.contains("unhealthy")),
+            "{kind}: {:#?}",
+            m.messages()
+        );
+        sigterm(&child);
+        assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+    }
+}

@@ -92,10 +92,10 @@ impl Trouble {
                 "no RTL-SDR dongle found: plug it in (`adsb-kinesis devices` lists what is seen); waiting for it"
             }
             Trouble::Busy => {
-                "the dongle is busy: the kernel DVB driver (dvb_usb_rtl28xxu) has claimed it, or another program (rtl_tcp, dump1090, readsb) has it open. Install the modprobe blacklist from systemd/ into /etc/modprobe.d/ and run `sudo modprobe -r dvb_usb_rtl28xxu rtl2832 rtl2830`, or stop the other program; retrying"
+                "the dongle is busy: the kernel DVB driver (dvb_usb_rtl28xxu) has claimed it, or another program (rtl_tcp, dump1090, readsb) has it open. Install systemd/blacklist-rtl-sdr.conf into /etc/modprobe.d/ (the .deb does) and run `sudo modprobe -r dvb_usb_rtl28xxu rtl2832 rtl2830`, or stop the other program; retrying"
             }
             Trouble::Permission => {
-                "no permission to open the dongle: install the udev rule from systemd/ into /etc/udev/rules.d/, run `sudo udevadm control --reload && sudo udevadm trigger`, and run as a member of plugdev; retrying"
+                "no permission to open the dongle: install systemd/60-rtl-sdr.rules into /etc/udev/rules.d/ (the .deb does), run `sudo udevadm control --reload && sudo udevadm trigger`, and run as a member of plugdev; retrying"
             }
             Trouble::Unplugged => "the dongle was unplugged or reset; waiting for it to come back",
             Trouble::Other => "the dongle failed; reopening it",
