@@ -15,8 +15,9 @@
 //! but only one when lines are packed: 2 500 lines/s are ~250 KiB/s. The
 //! price is latency and coarser consumers: a packed line waits until its
 //! record is full or the packer is flushed (the daemon flushes it with the
-//! batcher's linger), and consumers must split records on `\n`. On-demand
-//! streams bill per 25 KiB PUT payload unit, the default record cap.
+//! batcher's linger), and consumers must split records on `\n`. Provisioned
+//! streams bill PUTs per 25 KiB payload unit (the default record cap);
+//! on-demand streams bill data in, each record rounded up to 1 KiB.
 
 use std::collections::HashMap;
 
@@ -54,7 +55,7 @@ pub const MIN_PARTITION_KEY_CHARS: usize = 1;
 pub const MAX_PARTITION_KEY_CHARS: usize = 256;
 
 /// Default `--max-record-bytes`: one 25 KiB PUT payload unit, the unit that
-/// on-demand and provisioned PUT pricing counts.
+/// provisioned PUT pricing counts (on-demand rounds records to 1 KiB).
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 25 * 1024;
 
 /// Default `--pack-lines`: one SBS line per record.

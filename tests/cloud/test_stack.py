@@ -1,7 +1,8 @@
 """The whole template deployed with CloudFormation on a moto server, then
 the real `adsb-kinesis run` writing the shared recording into the stream
-it created: every shard read back must hold exactly the lines `run` prints
-to stdout for the same input. The records read back, as a Kinesis event,
+it created: every shard read back (with boto3, and with `adsb-kinesis
+tail --from trim-horizon`) must hold exactly the lines `run` prints to
+stdout for the same input. The records read back, as a Kinesis event,
 then go through the template's Lambda into the deployed table.
 
 The binary is $ADSB_KINESIS_BIN, or built here with `cargo build`.
@@ -15,6 +16,8 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
+import time
 from datetime import datetime, timezone
 import unittest
 from collections import Counter
@@ -68,6 +71,35 @@ class Stack(unittest.TestCase):
         return subprocess.run([self.bin, "run", "--source", f"file:{RECORDING}", *args],
                               env=env, stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=180)
+
+    def tail(self, stream, expect):
+        """`tail --output sbs --from trim-horizon` until it has printed
+        `expect` lines (then SIGTERM) or 120 s pass; its lines."""
+        env = cloudtest.aws_environment(self.moto.url)
+        del env["AWS_ENDPOINT_URL"]
+        p = subprocess.Popen([self.bin, "tail", "--stream", stream, "--endpoint-url",
+                              self.moto.url, "--output", "sbs", "--from", "trim-horizon"],
+                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        timer = threading.Timer(120, p.terminate)
+        timer.start()
+        lines = []
+        try:
+            for raw in p.stdout:
+                self.assertTrue(raw.endswith(b"\r\n"), raw)
+                lines.append(raw[:-2].decode())
+                if len(lines) == expect:
+                    # Exactly: nothing more may follow (tail polls every
+                    # second; three polls).
+                    time.sleep(3)
+                    break
+        finally:
+            timer.cancel()
+            p.terminate()
+            rest, err = p.communicate(timeout=30)
+        self.assertEqual(len(lines), expect, err.decode())
+        self.assertEqual(rest, b"", "tail printed more lines than were written")
+        return lines
 
     def read_stream(self, name):
         """Every record of every shard from TRIM_HORIZON."""
@@ -142,6 +174,9 @@ class Stack(unittest.TestCase):
                 lines.append(line)
         self.assertEqual(counted(lines), want)
         self.assertLess(len(records) * 5, len(lines), "records were not packed")
+
+        # And as a user reads it back: `adsb-kinesis tail`.
+        self.assertEqual(counted(self.tail(stream, sum(want.values()))), want)
 
         # The records, as Lambda would get them, through the template's
         # handler into the deployed table: per aircraft and field, the
