@@ -20,9 +20,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::{Retry, SourceTelemetry};
 use crate::modes::accept::{Acceptor, Received};
@@ -308,24 +307,18 @@ pub async fn run<T>(
     let mut buf = vec![0u8; 16 * 1024];
     let mut seen = BeastErrors::default();
     while !token.is_cancelled() {
-        let stream = tokio::select! {
-            _ = token.cancelled() => return,
-            r = TcpStream::connect(&addr) => r,
+        let Some(mut stream) = super::connect(
+            "beast",
+            &addr,
+            "cannot connect to the Beast feed (is readsb/dump1090-fa running with its Beast output on this port?)",
+            &mut retry,
+            &token,
+            &tel,
+        )
+        .await
+        else {
+            return;
         };
-        let mut stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                SourceTelemetry::add(&tel.failures, 1);
-                warn!(source = "beast", addr = %addr, error = %e,
-                    "cannot connect to the Beast feed (is readsb/dump1090-fa running with its Beast output on this port?); retrying");
-                if !retry.sleep(&token).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        SourceTelemetry::add(&tel.connects, 1);
-        info!(source = "beast", addr = %addr, "connected");
         frames.reset();
         let mut got_data = false;
         let why = loop {

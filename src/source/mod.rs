@@ -138,6 +138,40 @@ impl Retry {
     }
 }
 
+/// Connects a network input (`source` names it in logs) to `addr`,
+/// retrying with `retry`'s pauses and counting in `tel`; a failure is
+/// logged with `hint`, what the user should check. `None` once `token` is
+/// cancelled.
+pub async fn connect(
+    source: &'static str,
+    addr: &str,
+    hint: &str,
+    retry: &mut Retry,
+    token: &CancellationToken,
+    tel: &SourceTelemetry,
+) -> Option<tokio::net::TcpStream> {
+    loop {
+        let stream = tokio::select! {
+            _ = token.cancelled() => return None,
+            r = tokio::net::TcpStream::connect(addr) => r,
+        };
+        match stream {
+            Ok(s) => {
+                SourceTelemetry::add(&tel.connects, 1);
+                tracing::info!(source, addr = %addr, "connected");
+                return Some(s);
+            }
+            Err(e) => {
+                SourceTelemetry::add(&tel.failures, 1);
+                tracing::warn!(source, addr = %addr, error = %e, "{hint}; retrying");
+                if !retry.sleep(token).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// `HOST:PORT` of a network source, checked for shape only (names are
 /// resolved at each connection, so DNS trouble at boot is a retry).
 pub fn parse_host_port(s: &str) -> Result<String, String> {

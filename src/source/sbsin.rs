@@ -7,9 +7,8 @@
 use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::{Retry, SourceTelemetry};
 use crate::sbs::{parse_line, unix_ms_now, SbsLine};
@@ -81,24 +80,18 @@ pub async fn run(
     let mut split = LineSplitter::default();
     let mut buf = vec![0u8; 16 * 1024];
     while !token.is_cancelled() {
-        let stream = tokio::select! {
-            _ = token.cancelled() => return,
-            r = TcpStream::connect(&addr) => r,
+        let Some(mut stream) = super::connect(
+            "sbs",
+            &addr,
+            "cannot connect to the SBS feed (is the feeder's port 30003 output enabled?)",
+            &mut retry,
+            &token,
+            &tel,
+        )
+        .await
+        else {
+            return;
         };
-        let mut stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                SourceTelemetry::add(&tel.failures, 1);
-                warn!(source = "sbs", addr = %addr, error = %e,
-                    "cannot connect to the SBS feed (is the feeder's port 30003 output enabled?); retrying");
-                if !retry.sleep(&token).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        SourceTelemetry::add(&tel.connects, 1);
-        info!(source = "sbs", addr = %addr, "connected");
         split.reset();
         let mut got_data = false;
         let why = loop {
