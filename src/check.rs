@@ -158,10 +158,10 @@ async fn check_aws(config: &Config, stream: &str, online: bool) -> Result<String
     let creds = match provider.provide_credentials().await {
         Ok(_) => "credentials found".to_owned(),
         Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
-            return Err(CheckError::NoCredentials(one_line(&e)))
+            return Err(CheckError::NoCredentials(crate::kinesis::aws::one_line(&e)))
         }
         Err(e @ CredentialsError::InvalidConfiguration(_)) => {
-            return Err(CheckError::Credentials(one_line(&e)))
+            return Err(CheckError::Credentials(crate::kinesis::aws::one_line(&e)))
         }
         // Only the network could tell (IMDS, SSO, STS): not tried here.
         Err(_) => "credentials need the network (not checked offline)".to_owned(),
@@ -169,21 +169,6 @@ async fn check_aws(config: &Config, stream: &str, online: bool) -> Result<String
     Ok(format!(
         "region {region}, {creds}; the stream is not looked up (use --online)"
     ))
-}
-
-#[cfg(feature = "aws")]
-fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// An HTTP client for the SDK that sends nothing: every request fails at

@@ -120,7 +120,9 @@ pub async fn client(opts: &AwsOptions) -> Result<(Client, String), StartError> {
     Ok((Client::from_conf(conf.build()), region))
 }
 
-fn one_line(e: &(dyn StdError + 'static)) -> String {
+/// An error and its sources on one line, each cause once (the SDK repeats
+/// its cause inside its own message).
+pub(crate) fn one_line(e: &(dyn StdError + 'static)) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
