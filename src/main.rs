@@ -691,6 +691,30 @@ impl RunArgs {
 
 /// Logs to the journal under systemd, else to stderr (stdout carries only
 /// SBS lines); RUST_LOG filters.
+/// Runs `job` on a current-thread runtime, handing it a future that
+/// resolves at SIGTERM or SIGINT. The handlers are installed before `job`
+/// starts, so an early signal is not fatal.
+fn until_signalled<F: std::future::Future>(
+    job: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) -> F,
+) -> Result<F::Output> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let shutdown = Box::pin(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = int.recv() => tracing::info!("SIGINT"),
+            }
+        });
+        Ok(job(shutdown).await)
+    })
+}
+
 fn init_tracing() {
     adsb_kinesis::service::init_tracing();
 }
@@ -734,23 +758,7 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     if let Some(f) = creds {
         tracing::info!(file = %f.display(), "AWS credentials from systemd (LoadCredential=)");
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        // Installed before anything starts, so an early SIGTERM is not fatal.
-        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM"),
-                _ = int.recv() => tracing::info!("SIGINT"),
-            }
-        };
-        anyhow::Ok(daemon::run(config, shutdown).await)
-    })?;
+    let result = until_signalled(|shutdown| daemon::run(config, shutdown))?;
     match result {
         Ok(_) => Ok(()),
         // Closing a pipe early (| head) is not an error worth a message.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
 use adsb_kinesis::daemon;
@@ -127,22 +127,7 @@ fn options(a: TailArgs) -> Result<TailOptions> {
 pub fn tail(a: TailArgs) -> Result<()> {
     let opts = options(a)?;
     super::init_tracing();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        };
-        anyhow::Ok(tail::run(opts, shutdown).await)
-    })?;
+    let result = super::until_signalled(|shutdown| tail::run(opts, shutdown))?;
     match result {
         Ok(_) => Ok(()),
         Err(TailError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
