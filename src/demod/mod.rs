@@ -291,15 +291,13 @@ fn slice_bytes(
 /// puts pulses into a few of them, and the level that matters is the noise.
 #[inline(always)]
 fn trimmed(q: &[u32]) -> u32 {
+    // Branch-free: which sample is loudest is noise, and a mispredicted
+    // branch per sample cost more than the compares.
     let (mut a, mut b, mut sum) = (0, 0, 0);
     for &x in q {
         sum += x;
-        if x > a {
-            b = a;
-            a = x;
-        } else if x > b {
-            b = x;
-        }
+        b = b.max(a.min(x));
+        a = a.max(x);
     }
     sum - a - b
 }
@@ -701,15 +699,11 @@ impl Demodulator {
             // The preamble ends quiet, as a bit ends after a 1.
             let mut prev_one = true;
             // The first byte decides the format and so the length.
-            slice_bytes(
-                m,
-                plan,
-                0..1,
-                &mut bytes,
-                &mut margins,
-                feedback,
-                &mut prev_one,
-            );
+            let mut slice = |range, bytes: &mut [u8; 14], margins: &mut [u32; 112]| match feedback {
+                None => kernel::slice_plain(m, plan, range, bytes, margins),
+                Some(_) => slice_bytes(m, plan, range, bytes, margins, feedback, &mut prev_one),
+            };
+            slice(0..1, &mut bytes, &mut margins);
             let df = df_of(bytes[0]);
             // Only formats we can check are sliced on. A DF field damaged
             // into another format is not chased: it widened this filter from
@@ -727,15 +721,7 @@ impl Demodulator {
                 continue;
             }
             let bits = df_bits(df);
-            slice_bytes(
-                m,
-                plan,
-                1..bits / 8,
-                &mut bytes,
-                &mut margins,
-                feedback,
-                &mut prev_one,
-            );
+            slice(1..bits / 8, &mut bytes, &mut margins);
             let len = bits / 8;
             let mut checked = self.acceptor.check(&mut bytes, len, now, &margins[..bits]);
             let unsure = checked.is_none_or(|c| c.verdict == Verdict::Hold);

@@ -189,3 +189,23 @@ fn prefilter_passes_a_preamble_with_ppm_data_but_not_one_followed_by_a_gap() {
     // The frame's own 1 µs gaps (bits "10", samples 17-18) are fine,
     // as the first assertion shows.
 }
+
+#[test]
+fn trimmed_drops_the_two_largest_ties_included() {
+    let mut seed = 7u32;
+    for n in 2..12 {
+        for _ in 0..200 {
+            let q: Vec<u32> = (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    // Few distinct values, so ties are common.
+                    (seed >> 28) * 1000
+                })
+                .collect();
+            let mut sorted = q.clone();
+            sorted.sort_unstable();
+            let want: u32 = sorted[..n - 2].iter().sum();
+            assert_eq!(trimmed(&q), want, "{q:?}");
+        }
+    }
+}
