@@ -384,24 +384,16 @@ mod sse2 {
     ) {
         // Every bit reads below `reach` + 1: checked once, not per bit.
         assert!(plan.reach < m.len(), "slice holds the frame's samples");
+        assert!(
+            bits.end <= BITS && bits.end.is_multiple_of(2),
+            "whole bit pairs"
+        );
         let mut b = bits.start;
         while b < bits.end {
-            // SAFETY: o + 4 <= reach + 1 <= m.len() for every bit.
-            let (lo, hi) = unsafe {
-                (
-                    four(m, usize::from(plan.o[b])),
-                    four(m, usize::from(plan.o[b + 1])),
-                )
-            };
-            let c: &[[i16; 4]; 2] = plan.c[b..b + 2].try_into().expect("two bits");
-            // SAFETY: SSE2 is part of every x86_64 CPU; `c` is 16 readable
-            // bytes and the load needs no alignment.
+            // SAFETY: reach < m.len() (asserted) and b + 1 < BITS since the
+            // range is even and ends by BITS; SSE2 is part of every x86_64 CPU.
             let (d0, d1) = unsafe {
-                let v = _mm_unpacklo_epi64(lo, hi);
-                let c = _mm_loadu_si128(c.as_ptr().cast());
-                // Lanes: bit b samples 0+1, 2+3; bit b+1 samples 0+1, 2+3.
-                let p = _mm_madd_epi16(v, c);
-                let s = _mm_add_epi32(p, _mm_shuffle_epi32::<0b10_11_00_01>(p));
+                let s = pair(m, plan, b);
                 (
                     _mm_cvtsi128_si32(s),
                     _mm_cvtsi128_si32(_mm_unpackhi_epi64(s, s)),
