@@ -82,34 +82,44 @@ fn sky(rate: u32, snr: f64, seed: u64) -> SimConfig {
     }
 }
 
-#[test]
-fn twenty_db_at_2_4_msps_recovers_99_percent_with_no_false_frames() {
-    let s = run(sky(2_400_000, 20.0, 3));
+/// Six 20-second skies of ten aircraft at the same SNR, scored together:
+/// about 8 000 frames. One sky alone is too few for a 1 % criterion: of its
+/// ~1 250 frames, 8 to 16 overlap another reply by chance, and with all
+/// aircraft equally strong most of those are lost at either rate.
+fn six_skies(rate: u32, snr: f64) -> Score {
+    let mut total = Score::default();
+    for seed in 1..=6 {
+        let s = run(sky(rate, snr, seed));
+        total.sent += s.sent;
+        total.found += s.found;
+        total.clear_sent += s.clear_sent;
+        total.clear_found += s.clear_found;
+        total.false_frames += s.false_frames;
+    }
+    total
+}
+
+fn twenty_db(rate: u32) {
+    let s = six_skies(rate, 20.0);
     eprintln!(
-        "2.4 MS/s 20 dB: {s:?} recall {:.4} clear {:.4}",
+        "{rate} S/s 20 dB: {s:?} recall {:.4} clear {:.4}",
         s.recall(),
         s.clear_recall()
     );
-    assert!(s.sent > 1000);
+    assert!(s.sent > 7000);
     assert!(s.recall() >= 0.99, "{s:?}");
     assert!(s.clear_recall() >= 0.999, "{s:?}");
     assert_eq!(s.false_frames, 0, "{s:?}");
 }
 
 #[test]
-fn twenty_db_at_2_0_msps() {
-    let s = run(sky(2_000_000, 20.0, 3));
-    eprintln!(
-        "2.0 MS/s 20 dB: {s:?} recall {:.4} clear {:.4}",
-        s.recall(),
-        s.clear_recall()
-    );
-    // 99 % of the frames no other reply overlaps (99.5 % when this was
-    // written). All frames, overlapped ones included, stay short of 99 %
-    // (98.4 %): at 2.0 MS/s a same-strength overlap is rarely recovered.
-    assert!(s.clear_recall() >= 0.99, "{s:?}");
-    assert!(s.recall() >= 0.98, "{s:?}");
-    assert_eq!(s.false_frames, 0, "{s:?}");
+fn twenty_db_at_2_4_msps_recovers_99_percent_with_no_false_frames() {
+    twenty_db(2_400_000);
+}
+
+#[test]
+fn twenty_db_at_2_0_msps_recovers_99_percent_with_no_false_frames() {
+    twenty_db(2_000_000);
 }
 
 #[test]

@@ -805,16 +805,29 @@ impl Demodulator {
         };
         margins_for(&prev_one, margins);
         let first = *bytes;
-        if let Some(c) = self.acceptor.check(bytes, bits / 8, now, &margins[..bits]) {
-            return Some(c);
+        let square_reading = self.acceptor.check(bytes, bits / 8, now, &margins[..bits]);
+        // A held reading is not a success: an address/parity format with a
+        // wrong bit reads as an unknown address. Near half a sample off the
+        // square model misreads a bit or two of such replies that the
+        // fitted model reads right (going on past a held reading raised
+        // recall of the frames no other reply overlaps, at 20 dB in six
+        // simulated skies, from 99.5 to 100 % of 7 910).
+        if square_reading.is_some_and(|c| c.verdict != Verdict::Hold) {
+            return square_reading;
         }
+        let (square_bytes, square_margins) = (*bytes, *margins);
         // The receiver's band limit smears pulses beyond the square model:
         // learn the eight levels from this reading and read again (a second
         // round of fitting gained almost nothing in the simulator).
         let fitted = square.fitted(m, &first, bits);
         kernel::viterbi_2m(m, &fitted, bits, bytes, &mut prev_one);
         margins_for(&prev_one, margins);
-        self.acceptor.check(bytes, bits / 8, now, &margins[..bits])
+        let fitted_reading = self.acceptor.check(bytes, bits / 8, now, &margins[..bits]);
+        if fitted_reading.is_none() && square_reading.is_some() {
+            (*bytes, *margins) = (square_bytes, square_margins);
+            return square_reading;
+        }
+        fitted_reading
     }
 }
 
