@@ -213,13 +213,17 @@ impl Model2m {
     /// The levels the samples of `m` actually show for the bits in
     /// `bytes` (decision-directed); contexts that never occur keep `self`'s.
     pub(super) fn fitted(&self, m: &[u16], bytes: &[u8; 14], nbits: usize) -> Self {
-        let bit = |i: usize| usize::from(bytes[i / 8] >> (7 - i % 8) & 1);
+        // bit[i + 1] is bit i; bit[0], the preamble's end, reads as a 1 and
+        // bit[nbits + 1], the silence after the frame, as a 0.
+        let mut bit = [0usize; BITS + 2];
+        bit[0] = 1;
+        for (i, b) in bit[1..=nbits].iter_mut().enumerate() {
+            *b = usize::from(bytes[i / 8] >> (7 - i % 8) & 1);
+        }
         let mut sum = [[[0i64; 2]; 2]; 2];
         let mut n = [[[0i64; 2]; 2]; 2];
         for i in 0..nbits {
-            let b = bit(i);
-            let prev = if i == 0 { 1 } else { bit(i - 1) };
-            let next = if i + 1 < nbits { bit(i + 1) } else { 0 };
+            let (prev, b, next) = (bit[i], bit[i + 1], bit[i + 2]);
             sum[0][prev][b] += i64::from(m[16 + 2 * i]);
             n[0][prev][b] += 1;
             sum[1][b][next] += i64::from(m[17 + 2 * i]);
@@ -240,11 +244,68 @@ impl Model2m {
     }
 }
 
+/// Branch metrics of [`viterbi_2m`] for each combination `k = 2·prev + b`:
+/// the squared error of a bit's two samples `(yc, yo)` (the closing one of
+/// the bit before, its own opening one) against the model's levels
+/// `(c, o)`, less the `yc² + yo²` every combination shares:
+/// `c² + o² − 2(yc·c + yo·o)`. Samples and levels are quartered to 14 bits
+/// so that SSE2's 16-bit multiply-add forms both products of four bits at
+/// once, and every metric fits an `i32`.
+pub(super) struct Branches {
+    /// `(o << 16) | c` per combination, quartered: one madd operand.
+    levels: [i32; 4],
+    /// `c² + o²` per combination, quartered.
+    k: [i32; 4],
+}
+
+impl Branches {
+    fn new(model: &Model2m) -> Self {
+        let q = |x: i64| x.clamp(0, i64::from(u16::MAX)) as i32 >> 2;
+        let (mut levels, mut k) = ([0; 4], [0; 4]);
+        for prev in 0..2 {
+            for b in 0..2 {
+                let (c, o) = (q(model.close[prev][b]), q(model.open[prev][b]));
+                levels[2 * prev + b] = (o << 16) | c;
+                k[2 * prev + b] = c * c + o * o;
+            }
+        }
+        Self { levels, k }
+    }
+
+    /// The metric of combination `k` for samples `yc`, `yo` (quartered).
+    #[inline(always)]
+    fn metric(&self, k: usize, yc: i32, yo: i32) -> i32 {
+        let (c, o) = (self.levels[k] & 0xffff, self.levels[k] >> 16);
+        self.k[k] - 2 * (yc * c + yo * o)
+    }
+}
+
+/// Metrics `e[k][i]` for the bits `i` in `bits`, within `1..=nbits` (bit
+/// `nbits` being the silence after the frame, which closes the last bit).
+pub(super) fn scalar_branch_metrics(
+    m: &[u16],
+    br: &Branches,
+    bits: std::ops::RangeInclusive<usize>,
+    e: &mut [[i32; BITS + 1]; 4],
+) {
+    let y = |j: usize| i32::from(m[16 + j] >> 2);
+    for i in bits {
+        let (yc, yo) = (y(2 * i - 1), y(2 * i));
+        for (k, e) in e.iter_mut().enumerate() {
+            e[i] = br.metric(k, yc, yo);
+        }
+    }
+}
+
 /// Maximum-likelihood bits of a 2.0 MS/s hypothesis under `model`, by a
 /// two-state Viterbi search over squared errors. Deciding bit by bit
 /// (decision feedback) lets one wrong bit spoil the next; weighing whole
 /// sequences does not. Decisions go to `bytes`, and for each bit whether
 /// the bit before it on the chosen path was a 1 to `prev_one`.
+///
+/// With two states only the difference of their path costs matters, so
+/// one number is carried from bit to bit; it stays within a few branch
+/// metrics, so an `i64` cannot overflow whatever the samples.
 pub(super) fn viterbi_2m(
     m: &[u16],
     model: &Model2m,
@@ -252,40 +313,45 @@ pub(super) fn viterbi_2m(
     bytes: &mut [u8; 14],
     prev_one: &mut [bool; BITS],
 ) {
-    const INF: i64 = i64::MAX / 4;
-    let y = |j: usize| i64::from(m[16 + j]);
-    let sq = |x: i64| x * x;
-    // cost[b]: the best path so far ending with a bit b.
-    let mut cost = [INF; 2];
-    for (b, c) in cost.iter_mut().enumerate() {
-        *c = sq(y(0) - model.open[1][b]);
-    }
-    let mut from = [[0u8; 2]; BITS];
-    for (i, from) in from.iter_mut().enumerate().take(nbits).skip(1) {
-        let (yc, yo) = (y(2 * i - 1), y(2 * i));
-        let mut next = [INF; 2];
-        for b in 0..2 {
-            for (prev, &before) in cost.iter().enumerate() {
-                let c = before + sq(yc - model.close[prev][b]) + sq(yo - model.open[prev][b]);
-                if c < next[b] {
-                    next[b] = c;
-                    from[b] = prev as u8;
-                }
-            }
-        }
-        cost = next;
+    assert!(nbits <= BITS && m.len() > 16 + 2 * nbits, "frame's samples");
+    let br = Branches::new(model);
+    let mut e = [[0i32; BITS + 1]; 4];
+    #[cfg(target_arch = "x86_64")]
+    sse2::branch_metrics(m, &br, nbits, &mut e);
+    #[cfg(not(target_arch = "x86_64"))]
+    scalar_branch_metrics(m, &br, 1..=nbits, &mut e);
+    // The preamble ends as a 1 does: bit 0 opens after a 1.
+    // Bit 0 has no closing sample before it: its opening one alone counts.
+    let y0 = i64::from(m[16] >> 2);
+    let open = |b: usize| {
+        let o = i64::from(br.levels[2 + b] >> 16);
+        o * o - 2 * y0 * o
+    };
+    let mut diff = open(1) - open(0);
+    // Bit b of from[i]: the best path to bit i = b came from a 1.
+    let mut from = [0u8; BITS];
+    for i in 1..nbits {
+        let ek = |k: usize| i64::from(e[k][i]);
+        // Costs relative to state 0's: reaching b from 0 costs e[b], from
+        // 1 costs diff + e[2 + b]; ties keep the 0.
+        let (a0, b0) = (ek(0), diff + ek(2));
+        let (a1, b1) = (ek(1), diff + ek(3));
+        from[i] = u8::from(b0 < a0) | u8::from(b1 < a1) << 1;
+        diff = a1.min(b1) - a0.min(b0);
     }
     // The last bit closes, and the channel after it reads as a 0 would.
-    for (b, c) in cost.iter_mut().enumerate() {
-        *c += sq(y(2 * nbits - 1) - model.close[b][0]) + sq(y(2 * nbits) - model.open[b][0]);
-    }
-    let mut b = usize::from(cost[1] < cost[0]);
+    let last1 = diff + i64::from(e[2][nbits]);
+    let mut b = usize::from(last1 < i64::from(e[0][nbits]));
     *bytes = [0; 14];
     for i in (0..nbits).rev() {
         if b == 1 {
             bytes[i / 8] |= 0x80 >> (i % 8);
         }
-        let prev = if i == 0 { 1 } else { usize::from(from[i][b]) };
+        let prev = if i == 0 {
+            1
+        } else {
+            usize::from(from[i] >> b & 1)
+        };
         prev_one[i] = prev == 1;
         b = prev;
     }
@@ -298,11 +364,12 @@ mod sse2 {
     use std::arch::x86_64::{
         __m128i, _mm_add_epi32, _mm_castps_si128, _mm_castsi128_ps, _mm_cmpgt_epi32,
         _mm_cvtsi128_si32, _mm_loadl_epi64, _mm_loadu_si128, _mm_madd_epi16, _mm_movemask_ps,
-        _mm_setzero_si128, _mm_shuffle_epi32, _mm_shuffle_ps, _mm_srai_epi32, _mm_srli_epi16,
-        _mm_storeu_si128, _mm_sub_epi32, _mm_unpackhi_epi64, _mm_unpacklo_epi64, _mm_xor_si128,
+        _mm_set1_epi32, _mm_setzero_si128, _mm_shuffle_epi32, _mm_shuffle_ps, _mm_srai_epi32,
+        _mm_srli_epi16, _mm_storeu_si128, _mm_sub_epi32, _mm_unpackhi_epi64, _mm_unpacklo_epi64,
+        _mm_xor_si128,
     };
 
-    use super::{BitPlan, PreamblePlan, BITS, PREAMBLE_SAMPLES};
+    use super::{BitPlan, Branches, PreamblePlan, BITS, PREAMBLE_SAMPLES};
 
     /// Four samples from `m[o..]`, halved, in the low half of a vector.
     ///
@@ -403,6 +470,37 @@ mod sse2 {
             out[b + 1] = 2 * d1;
             b += 2;
         }
+    }
+
+    /// [`super::scalar_branch_metrics`], four bits per step: the eight
+    /// samples `(yc, yo)` of bits `i..i + 4` are consecutive, so one madd
+    /// per combination forms all four bits' dot products.
+    #[inline(always)]
+    pub(super) fn branch_metrics(
+        m: &[u16],
+        br: &Branches,
+        nbits: usize,
+        e: &mut [[i32; BITS + 1]; 4],
+    ) {
+        assert!(nbits <= BITS && m.len() > 16 + 2 * nbits, "frame's samples");
+        let mut i = 1;
+        // Bits i..i + 4 read samples 16 + 2i - 1 ..= 16 + 2i + 6.
+        while i + 3 <= nbits {
+            // SAFETY: the load reads m[15 + 2i..23 + 2i], and 22 + 2i <=
+            // 16 + 2·nbits < m.len() (asserted); the stores write e[k][i..i
+            // + 4] with i + 3 <= nbits <= BITS; SSE2 is part of every
+            // x86_64 CPU and these loads and stores need no alignment.
+            unsafe {
+                let y = _mm_srli_epi16::<2>(_mm_loadu_si128(m.as_ptr().add(15 + 2 * i).cast()));
+                for (k, e) in e.iter_mut().enumerate() {
+                    let dot = _mm_madd_epi16(y, _mm_set1_epi32(br.levels[k]));
+                    let v = _mm_sub_epi32(_mm_set1_epi32(br.k[k]), _mm_add_epi32(dot, dot));
+                    _mm_storeu_si128(e.as_mut_ptr().add(i).cast(), v);
+                }
+            }
+            i += 4;
+        }
+        super::scalar_branch_metrics(m, br, i..=nbits, e);
     }
 
     #[inline(always)]
@@ -564,6 +662,66 @@ mod tests {
                         "{rate:?} {p}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn viterbi_finds_the_least_squared_error_of_every_sequence() {
+        // Eight bits: all 256 sequences can be scored outright, with the
+        // samples and levels quartered as the search quarters them.
+        let nbits = 8;
+        for seed in 0..40u32 {
+            let m = samples(16 + 2 * nbits + 1, seed);
+            let model = Model2m::square(seed as usize % 4, 9000 + 1000 * i64::from(seed % 7))
+                .fitted(&m, &[(seed * 37) as u8; 14], nbits);
+            let q = |x: i64| x.clamp(0, 65535) >> 2;
+            let y = |j: usize| i64::from(m[16 + j] >> 2);
+            let cost = |bits: u32| {
+                let bit = |i: usize| (bits >> (nbits - 1 - i) & 1) as usize;
+                let mut c = 0;
+                for i in 0..nbits {
+                    let (prev, b) = (if i == 0 { 1 } else { bit(i - 1) }, bit(i));
+                    let next = if i + 1 < nbits { bit(i + 1) } else { 0 };
+                    c += (y(2 * i) - q(model.open[prev][b])).pow(2);
+                    c += (y(2 * i + 1) - q(model.close[b][next])).pow(2);
+                }
+                // The silence after the last bit opens as a 0 would.
+                c + (y(2 * nbits) - q(model.open[bit(nbits - 1)][0])).pow(2)
+            };
+            let best = (0..256).map(cost).min().unwrap();
+            let (mut got, mut prev_one) = ([0u8; 14], [false; BITS]);
+            viterbi_2m(&m, &model, nbits, &mut got, &mut prev_one);
+            assert_eq!(
+                cost(u32::from(got[0])),
+                best,
+                "seed {seed}: read {:08b}",
+                got[0]
+            );
+            for (i, &one) in prev_one.iter().enumerate().take(nbits).skip(1) {
+                assert_eq!(one, got[0] >> (8 - i) & 1 == 1, "seed {seed} bit {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn vector_branch_metrics_equal_the_scalar_ones() {
+        for nbits in [56, 112, 9] {
+            for seed in 0..20 {
+                let m = samples(16 + 2 * nbits + 1, seed);
+                let model = Model2m::square(seed as usize % 4, 20_000).fitted(
+                    &m,
+                    &[(seed * 91) as u8; 14],
+                    nbits,
+                );
+                let br = Branches::new(&model);
+                let (mut a, mut b) = ([[0i32; BITS + 1]; 4], [[0i32; BITS + 1]; 4]);
+                scalar_branch_metrics(&m, &br, 1..=nbits, &mut a);
+                #[cfg(target_arch = "x86_64")]
+                sse2::branch_metrics(&m, &br, nbits, &mut b);
+                #[cfg(not(target_arch = "x86_64"))]
+                scalar_branch_metrics(&m, &br, 1..=nbits, &mut b);
+                assert!(a == b, "nbits {nbits} seed {seed}");
             }
         }
     }
