@@ -424,20 +424,23 @@ mod sse2 {
                 for half in 0..2 {
                     let k = b + 4 * half;
                     let (s0, s1) = (pair(m, plan, k), pair(m, plan, k + 2));
-                    // Lanes 0 and 2 of each: the four decisions in order.
-                    let d = _mm_castps_si128(_mm_shuffle_ps::<0b10_00_10_00>(
-                        _mm_castsi128_ps(s0),
+                    // Lanes 2 and 0 of each: the four decisions last first,
+                    // so that the movemask puts the first bit highest, as
+                    // the byte holds it.
+                    let d = _mm_castps_si128(_mm_shuffle_ps::<0b00_10_00_10>(
                         _mm_castsi128_ps(s1),
+                        _mm_castsi128_ps(s0),
                     ));
                     let d = _mm_add_epi32(d, d);
                     let ones = _mm_cmpgt_epi32(d, _mm_setzero_si128());
-                    mask |= _mm_movemask_ps(_mm_castsi128_ps(ones)) << (4 * half);
+                    mask |= _mm_movemask_ps(_mm_castsi128_ps(ones)) << (4 - 4 * half);
                     let sign = _mm_srai_epi32::<31>(d);
                     let abs = _mm_sub_epi32(_mm_xor_si128(d, sign), sign);
+                    // Margins in bit order.
+                    let abs = _mm_shuffle_epi32::<0b00_01_10_11>(abs);
                     _mm_storeu_si128(margins.as_mut_ptr().add(k).cast(), abs);
                 }
-                // The mask holds the first bit lowest; the byte, highest.
-                bytes[i] = (mask as u8).reverse_bits();
+                bytes[i] = mask as u8;
             }
         }
     }
