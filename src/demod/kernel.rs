@@ -280,8 +280,23 @@ impl Branches {
     }
 }
 
-/// Metrics `e[k][i]` for the bits `i` in `bits`, within `1..=nbits` (bit
-/// `nbits` being the silence after the frame, which closes the last bit).
+/// Metrics `e[k][i]` for the bits `i` in `1..=nbits` (bit `nbits` being
+/// the silence after the frame, which closes the last bit); on x86_64
+/// four bits share each step.
+#[inline(always)]
+pub(super) fn branch_metrics(m: &[u16], br: &Branches, nbits: usize, e: &mut [[i32; BITS + 1]; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        sse2::branch_metrics(m, br, nbits, e);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        scalar_branch_metrics(m, br, 1..=nbits, e);
+    }
+}
+
+/// [`branch_metrics`] without vector instructions, for the bits in `bits`
+/// (the vector path's tail, and the reference it must equal).
 pub(super) fn scalar_branch_metrics(
     m: &[u16],
     br: &Branches,
@@ -316,10 +331,7 @@ pub(super) fn viterbi_2m(
     assert!(nbits <= BITS && m.len() > 16 + 2 * nbits, "frame's samples");
     let br = Branches::new(model);
     let mut e = [[0i32; BITS + 1]; 4];
-    #[cfg(target_arch = "x86_64")]
-    sse2::branch_metrics(m, &br, nbits, &mut e);
-    #[cfg(not(target_arch = "x86_64"))]
-    scalar_branch_metrics(m, &br, 1..=nbits, &mut e);
+    branch_metrics(m, &br, nbits, &mut e);
     // The preamble ends as a 1 does: bit 0 opens after a 1.
     // Bit 0 has no closing sample before it: its opening one alone counts.
     let y0 = i64::from(m[16] >> 2);
@@ -475,7 +487,7 @@ mod sse2 {
         }
     }
 
-    /// [`super::scalar_branch_metrics`], four bits per step: the eight
+    /// [`super::branch_metrics`], four bits per step: the eight
     /// samples `(yc, yo)` of bits `i..i + 4` are consecutive, so one madd
     /// per combination forms all four bits' dot products.
     #[inline(always)]
@@ -720,10 +732,7 @@ mod tests {
                 let br = Branches::new(&model);
                 let (mut a, mut b) = ([[0i32; BITS + 1]; 4], [[0i32; BITS + 1]; 4]);
                 scalar_branch_metrics(&m, &br, 1..=nbits, &mut a);
-                #[cfg(target_arch = "x86_64")]
-                sse2::branch_metrics(&m, &br, nbits, &mut b);
-                #[cfg(not(target_arch = "x86_64"))]
-                scalar_branch_metrics(&m, &br, 1..=nbits, &mut b);
+                branch_metrics(&m, &br, nbits, &mut b);
                 assert!(a == b, "nbits {nbits} seed {seed}");
             }
         }
