@@ -19,11 +19,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
-use super::{Retry, SourceTelemetry};
+use super::SourceTelemetry;
 use crate::modes::accept::{Acceptor, Received};
 
 /// The escape and start-of-message byte.
@@ -290,8 +288,7 @@ impl BeastFrames {
 }
 
 /// Reads `addr` until cancelled, reconnecting with backoff; accepted
-/// frames, mapped by `map`, go to `tx`. The task waits when `tx` is full:
-/// TCP pushes back to the feeder, which drops slow clients itself.
+/// frames, mapped by `map`, go to `tx` (see [`super::read_feed`]).
 pub async fn run<T>(
     addr: String,
     hz: u32,
@@ -301,67 +298,37 @@ pub async fn run<T>(
     tx: tokio::sync::mpsc::Sender<T>,
     mut map: impl FnMut(&Received) -> Option<T>,
 ) {
-    let mut batch = Vec::new();
     let mut frames = BeastFrames::new(hz, fix_bits);
-    let mut retry = Retry::default();
-    let mut buf = vec![0u8; 16 * 1024];
     let mut seen = BeastErrors::default();
-    while !token.is_cancelled() {
-        let Some(mut stream) = super::connect(
-            "beast",
-            &addr,
-            "cannot connect to the Beast feed (is readsb/dump1090-fa running with its Beast output on this port?)",
-            &mut retry,
-            &token,
-            &tel,
-        )
-        .await
-        else {
-            return;
-        };
-        frames.reset();
-        let mut got_data = false;
-        let why = loop {
-            let n = tokio::select! {
-                _ = token.cancelled() => return,
-                r = stream.read(&mut buf) => r,
-            };
-            match n {
-                Ok(0) => break "closed by the feeder".to_owned(),
-                Ok(n) => {
-                    if !got_data {
-                        got_data = true;
-                        retry.reset();
-                    }
-                    let Some((ok, refused)) = frames.push(&buf[..n], |r| {
-                        batch.extend(map(r));
-                        true
-                    }) else {
-                        return;
-                    };
-                    for t in batch.drain(..) {
-                        if tx.send(t).await.is_err() {
-                            return;
-                        }
-                    }
-                    SourceTelemetry::add(&tel.accepted, ok);
-                    let e = frames.errors();
-                    SourceTelemetry::add(&tel.garbage_bytes, e.garbage_bytes - seen.garbage_bytes);
-                    SourceTelemetry::add(
-                        &tel.rejects,
-                        refused + e.bad_messages - seen.bad_messages,
-                    );
-                    seen = e;
-                }
-                Err(e) => break e.to_string(),
+    super::read_feed(
+        &super::FeedNames {
+            source: "beast",
+            label: "Beast",
+            hint: "cannot connect to the Beast feed (is readsb/dump1090-fa running with its Beast output on this port?)",
+        },
+        &addr,
+        &token,
+        &tel,
+        &tx,
+        |bytes, first, batch| {
+            if first {
+                frames.reset();
             }
-        };
-        SourceTelemetry::add(&tel.failures, 1);
-        warn!(source = "beast", addr = %addr, reason = %why, "Beast connection lost; reconnecting");
-        if !retry.sleep(&token).await {
-            return;
-        }
-    }
+            let Some((ok, refused)) = frames.push(bytes, |r| {
+                batch.extend(map(r));
+                true
+            }) else {
+                return false;
+            };
+            SourceTelemetry::add(&tel.accepted, ok);
+            let e = frames.errors();
+            SourceTelemetry::add(&tel.garbage_bytes, e.garbage_bytes - seen.garbage_bytes);
+            SourceTelemetry::add(&tel.rejects, refused + e.bad_messages - seen.bad_messages);
+            seen = e;
+            true
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -172,6 +172,83 @@ pub async fn connect(
     }
 }
 
+/// How a TCP feed is named in its log lines.
+#[derive(Clone, Copy)]
+pub struct FeedNames {
+    /// The `source` field: `beast`, `sbs`.
+    pub source: &'static str,
+    /// Starts the connection-lost message: `Beast`, `SBS`.
+    pub label: &'static str,
+    /// What to check when it cannot connect.
+    pub hint: &'static str,
+}
+
+/// A TCP feed (Beast or SBS) read until `token` is cancelled: connects
+/// through [`connect`], hands every read to `take`, which appends what it
+/// accepted to its `Vec`, and sends those to `tx`, waiting when it is full:
+/// TCP then pushes back to the feeder, which drops slow clients itself.
+/// `take`'s `bool` argument is true for a connection's first bytes, when a
+/// partial message left by the last connection must be dropped, not joined
+/// to them; `take` returns `false` to stop.
+/// A lost connection is counted and logged as `"{label} connection lost"`,
+/// and the next attempt waits for the backoff, reset by the first bytes
+/// read.
+pub async fn read_feed<T>(
+    names: &FeedNames,
+    addr: &str,
+    token: &CancellationToken,
+    tel: &SourceTelemetry,
+    tx: &tokio::sync::mpsc::Sender<T>,
+    mut take: impl FnMut(&[u8], bool, &mut Vec<T>) -> bool,
+) {
+    use tokio::io::AsyncReadExt;
+
+    let FeedNames {
+        source,
+        label,
+        hint,
+    } = *names;
+    let mut retry = Retry::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut batch = Vec::new();
+    while !token.is_cancelled() {
+        let Some(mut stream) = connect(source, addr, hint, &mut retry, token, tel).await else {
+            return;
+        };
+        let mut got_data = false;
+        let why = loop {
+            let n = tokio::select! {
+                _ = token.cancelled() => return,
+                r = stream.read(&mut buf) => r,
+            };
+            match n {
+                Ok(0) => break "closed by the feeder".to_owned(),
+                Ok(n) => {
+                    let first = !got_data;
+                    if first {
+                        got_data = true;
+                        retry.reset();
+                    }
+                    if !take(&buf[..n], first, &mut batch) {
+                        return;
+                    }
+                    for t in batch.drain(..) {
+                        if tx.send(t).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => break e.to_string(),
+            }
+        };
+        SourceTelemetry::add(&tel.failures, 1);
+        tracing::warn!(source, addr = %addr, reason = %why, "{label} connection lost; reconnecting");
+        if !retry.sleep(token).await {
+            return;
+        }
+    }
+}
+
 /// `HOST:PORT` of a network source, checked for shape only (names are
 /// resolved at each connection, so DNS trouble at boot is a retry).
 pub fn parse_host_port(s: &str) -> Result<String, String> {

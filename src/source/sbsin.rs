@@ -6,11 +6,10 @@
 
 use std::sync::Arc;
 
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::{Retry, SourceTelemetry};
+use super::SourceTelemetry;
 use crate::sbs::{parse_line, unix_ms_now, SbsLine};
 
 /// Longest line kept; an SBS line is under 200 bytes. Beyond this the
@@ -67,85 +66,56 @@ impl LineSplitter {
 }
 
 /// Reads `addr` until cancelled, reconnecting with backoff; valid lines
-/// go to `tx`. The task waits when `tx` is full: TCP pushes back to the
-/// feeder, which drops slow clients itself.
+/// go to `tx` (see [`super::read_feed`]).
 pub async fn run(
     addr: String,
     token: CancellationToken,
     tel: Arc<SourceTelemetry>,
     tx: tokio::sync::mpsc::Sender<SbsLine>,
 ) {
-    let mut batch = Vec::new();
-    let mut retry = Retry::default();
     let mut split = LineSplitter::default();
-    let mut buf = vec![0u8; 16 * 1024];
-    while !token.is_cancelled() {
-        let Some(mut stream) = super::connect(
-            "sbs",
-            &addr,
-            "cannot connect to the SBS feed (is the feeder's port 30003 output enabled?)",
-            &mut retry,
-            &token,
-            &tel,
-        )
-        .await
-        else {
-            return;
-        };
-        split.reset();
-        let mut got_data = false;
-        let why = loop {
-            let n = tokio::select! {
-                _ = token.cancelled() => return,
-                r = stream.read(&mut buf) => r,
-            };
-            match n {
-                Ok(0) => break "closed by the feeder".to_owned(),
-                Ok(n) => {
-                    if !got_data {
-                        got_data = true;
-                        retry.reset();
+    super::read_feed(
+        &super::FeedNames {
+            source: "sbs",
+            label: "SBS",
+            hint: "cannot connect to the SBS feed (is the feeder's port 30003 output enabled?)",
+        },
+        &addr,
+        &token,
+        &tel,
+        &tx,
+        |bytes, first, batch| {
+            if first {
+                split.reset();
+            }
+            split.push(bytes, |line| {
+                let parsed = match line {
+                    Ok(l) => parse_line(l).map_err(|e| e.to_string()),
+                    Err(()) => Err(format!("line longer than {MAX_LINE} bytes")),
+                };
+                match parsed {
+                    Ok(None) => {}
+                    Ok(Some(mut l)) => {
+                        if l.generated_ms == 0 {
+                            l.generated_ms = unix_ms_now();
+                        }
+                        if l.logged_ms == 0 {
+                            l.logged_ms = l.generated_ms;
+                        }
+                        SourceTelemetry::add(&tel.accepted, 1);
+                        batch.push(l);
                     }
-                    split.push(&buf[..n], |line| {
-                        let parsed = match line {
-                            Ok(l) => parse_line(l).map_err(|e| e.to_string()),
-                            Err(()) => Err(format!("line longer than {MAX_LINE} bytes")),
-                        };
-                        match parsed {
-                            Ok(None) => true,
-                            Ok(Some(mut l)) => {
-                                if l.generated_ms == 0 {
-                                    l.generated_ms = unix_ms_now();
-                                }
-                                if l.logged_ms == 0 {
-                                    l.logged_ms = l.generated_ms;
-                                }
-                                SourceTelemetry::add(&tel.accepted, 1);
-                                batch.push(l);
-                                true
-                            }
-                            Err(e) => {
-                                SourceTelemetry::add(&tel.rejects, 1);
-                                debug!(source = "sbs", error = %e, "line rejected");
-                                true
-                            }
-                        }
-                    });
-                    for l in batch.drain(..) {
-                        if tx.send(l).await.is_err() {
-                            return;
-                        }
+                    Err(e) => {
+                        SourceTelemetry::add(&tel.rejects, 1);
+                        debug!(source = "sbs", error = %e, "line rejected");
                     }
                 }
-                Err(e) => break e.to_string(),
-            }
-        };
-        SourceTelemetry::add(&tel.failures, 1);
-        warn!(source = "sbs", addr = %addr, reason = %why, "SBS connection lost; reconnecting");
-        if !retry.sleep(&token).await {
-            return;
-        }
-    }
+                true
+            });
+            true
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]
