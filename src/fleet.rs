@@ -217,25 +217,7 @@ mod tests {
     use super::*;
 
     fn line(t: i64) -> SbsLine {
-        SbsLine {
-            msg_type: 3,
-            icao: Icao(0x4D2023),
-            generated_ms: t,
-            logged_ms: t,
-            callsign: None,
-            altitude_ft: None,
-            gs_kt: None,
-            track_deg: None,
-            lat: None,
-            lon: None,
-            vrate_fpm: None,
-            squawk: None,
-            alert: None,
-            emergency: None,
-            spi: None,
-            on_ground: None,
-            raw: None,
-        }
+        SbsLine::empty(3, Icao(0x4D2023), t, t)
     }
 
     #[test]

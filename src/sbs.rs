@@ -56,6 +56,32 @@ pub struct SbsLine {
     pub raw: Option<Box<str>>,
 }
 
+impl SbsLine {
+    /// A line of type `msg_type` for `icao` with every optional field
+    /// empty, for the caller to fill in.
+    pub fn empty(msg_type: u8, icao: Icao, generated_ms: i64, logged_ms: i64) -> SbsLine {
+        SbsLine {
+            msg_type,
+            icao,
+            generated_ms,
+            logged_ms,
+            callsign: None,
+            altitude_ft: None,
+            gs_kt: None,
+            track_deg: None,
+            lat: None,
+            lon: None,
+            vrate_fpm: None,
+            squawk: None,
+            alert: None,
+            emergency: None,
+            spi: None,
+            on_ground: None,
+            raw: None,
+        }
+    }
+}
+
 /// SBS type a frame maps to, or `None` if such frames are not written
 /// (SBS_FORMAT.md §3: TC 0, 20-31, DF19/24, non-ICAO DF18 addresses).
 pub fn msg_type(frame: &Frame) -> Option<u8> {
@@ -105,25 +131,7 @@ impl SbsLine {
         logged_ms: i64,
     ) -> Option<SbsLine> {
         let msg_type = msg_type(frame)?;
-        let mut l = SbsLine {
-            msg_type,
-            icao: frame.icao,
-            generated_ms,
-            logged_ms,
-            callsign: None,
-            altitude_ft: None,
-            gs_kt: None,
-            track_deg: None,
-            lat: None,
-            lon: None,
-            vrate_fpm: None,
-            squawk: None,
-            alert: None,
-            emergency: None,
-            spi: None,
-            on_ground: None,
-            raw: None,
-        };
+        let mut l = SbsLine::empty(msg_type, frame.icao, generated_ms, logged_ms);
         if let Some((lat, lon)) = position {
             l.lat = Some(lat);
             l.lon = Some(lon);
