@@ -287,6 +287,13 @@ impl BeastFrames {
     }
 }
 
+/// How this feed is named in its log lines.
+const FEED: super::FeedNames = super::FeedNames {
+    source: "beast",
+    label: "Beast",
+    hint: "cannot connect to the Beast feed (is readsb/dump1090-fa running with its Beast output on this port?)",
+};
+
 /// Reads `addr` until cancelled, reconnecting with backoff; accepted
 /// frames, mapped by `map`, go to `tx` (see [`super::read_feed`]).
 pub async fn run<T>(
@@ -300,34 +307,23 @@ pub async fn run<T>(
 ) {
     let mut frames = BeastFrames::new(hz, fix_bits);
     let mut seen = BeastErrors::default();
-    super::read_feed(
-        &super::FeedNames {
-            source: "beast",
-            label: "Beast",
-            hint: "cannot connect to the Beast feed (is readsb/dump1090-fa running with its Beast output on this port?)",
-        },
-        &addr,
-        &token,
-        &tel,
-        &tx,
-        |bytes, first, batch| {
-            if first {
-                frames.reset();
-            }
-            let Some((ok, refused)) = frames.push(bytes, |r| {
-                batch.extend(map(r));
-                true
-            }) else {
-                return false;
-            };
-            SourceTelemetry::add(&tel.accepted, ok);
-            let e = frames.errors();
-            SourceTelemetry::add(&tel.garbage_bytes, e.garbage_bytes - seen.garbage_bytes);
-            SourceTelemetry::add(&tel.rejects, refused + e.bad_messages - seen.bad_messages);
-            seen = e;
+    super::read_feed(&FEED, &addr, &token, &tel, &tx, |bytes, first, batch| {
+        if first {
+            frames.reset();
+        }
+        let Some((ok, refused)) = frames.push(bytes, |r| {
+            batch.extend(map(r));
             true
-        },
-    )
+        }) else {
+            return false;
+        };
+        SourceTelemetry::add(&tel.accepted, ok);
+        let e = frames.errors();
+        SourceTelemetry::add(&tel.garbage_bytes, e.garbage_bytes - seen.garbage_bytes);
+        SourceTelemetry::add(&tel.rejects, refused + e.bad_messages - seen.bad_messages);
+        seen = e;
+        true
+    })
     .await;
 }
 

@@ -65,6 +65,13 @@ impl LineSplitter {
     }
 }
 
+/// How this feed is named in its log lines.
+const FEED: super::FeedNames = super::FeedNames {
+    source: "sbs",
+    label: "SBS",
+    hint: "cannot connect to the SBS feed (is the feeder's port 30003 output enabled?)",
+};
+
 /// Reads `addr` until cancelled, reconnecting with backoff; valid lines
 /// go to `tx` (see [`super::read_feed`]).
 pub async fn run(
@@ -74,47 +81,36 @@ pub async fn run(
     tx: tokio::sync::mpsc::Sender<SbsLine>,
 ) {
     let mut split = LineSplitter::default();
-    super::read_feed(
-        &super::FeedNames {
-            source: "sbs",
-            label: "SBS",
-            hint: "cannot connect to the SBS feed (is the feeder's port 30003 output enabled?)",
-        },
-        &addr,
-        &token,
-        &tel,
-        &tx,
-        |bytes, first, batch| {
-            if first {
-                split.reset();
-            }
-            split.push(bytes, |line| {
-                let parsed = match line {
-                    Ok(l) => parse_line(l).map_err(|e| e.to_string()),
-                    Err(()) => Err(format!("line longer than {MAX_LINE} bytes")),
-                };
-                match parsed {
-                    Ok(None) => {}
-                    Ok(Some(mut l)) => {
-                        if l.generated_ms == 0 {
-                            l.generated_ms = unix_ms_now();
-                        }
-                        if l.logged_ms == 0 {
-                            l.logged_ms = l.generated_ms;
-                        }
-                        SourceTelemetry::add(&tel.accepted, 1);
-                        batch.push(l);
+    super::read_feed(&FEED, &addr, &token, &tel, &tx, |bytes, first, batch| {
+        if first {
+            split.reset();
+        }
+        split.push(bytes, |line| {
+            let parsed = match line {
+                Ok(l) => parse_line(l).map_err(|e| e.to_string()),
+                Err(()) => Err(format!("line longer than {MAX_LINE} bytes")),
+            };
+            match parsed {
+                Ok(None) => {}
+                Ok(Some(mut l)) => {
+                    if l.generated_ms == 0 {
+                        l.generated_ms = unix_ms_now();
                     }
-                    Err(e) => {
-                        SourceTelemetry::add(&tel.rejects, 1);
-                        debug!(source = "sbs", error = %e, "line rejected");
+                    if l.logged_ms == 0 {
+                        l.logged_ms = l.generated_ms;
                     }
+                    SourceTelemetry::add(&tel.accepted, 1);
+                    batch.push(l);
                 }
-                true
-            });
+                Err(e) => {
+                    SourceTelemetry::add(&tel.rejects, 1);
+                    debug!(source = "sbs", error = %e, "line rejected");
+                }
+            }
             true
-        },
-    )
+        });
+        true
+    })
     .await;
 }
 
