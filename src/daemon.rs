@@ -836,6 +836,7 @@ impl Telemetry {
         let sender = self.sender.as_ref().map(|s| s.snapshot());
         notify::Reading {
             sample_buffers: get(&self.sample_buffers),
+            source_waiting: self.source.is_waiting(),
             frames: self.frames_by_df.iter().map(get).sum(),
             lines_made: get(&self.lines_made),
             // Written to stdout, or taken in by the Kinesis batcher.

@@ -20,7 +20,10 @@
 //!   sky included, so silence means a dead dongle, source or demodulator.
 //!   A network input (Beast, SBS) counts as flowing while its task runs,
 //!   connected or reconnecting: it is quiet when the sky is, and a restart
-//!   would not bring the feeder at the other end back.
+//!   would not bring the feeder at the other end back. An IQ source
+//!   (dongle, rtl_tcp) counts as flowing while it pauses between attempts
+//!   to open or reconnect, for the same reason; a dongle that is open but
+//!   delivers nothing is the case a restart is for.
 //! - **the sink is not wedged**: every SBS line the track stage made has
 //!   been taken by the sink, or the sink took one within the last
 //!   [`SINK_STALL`]. A sink that stops taking lines while lines wait for it
@@ -129,6 +132,9 @@ pub fn watchdog_timeout(env: impl Fn(&str) -> Option<String>, pid: u32) -> Optio
 pub struct Reading {
     /// Sample buffers the demodulator has taken.
     pub sample_buffers: u64,
+    /// The IQ source is pausing before it reconnects (or opens the dongle
+    /// again): no samples, and nothing a restart would mend.
+    pub source_waiting: bool,
     /// Mode S frames decoded.
     pub frames: u64,
     /// SBS lines the track stage handed to the sink.
@@ -184,7 +190,7 @@ impl Health {
 
     /// Takes in `r`, read at `now`; `Ok` if the pipeline is healthy.
     pub fn check(&mut self, now: Instant, r: &Reading) -> Result<(), Unhealthy> {
-        if r.sample_buffers != self.samples {
+        if r.sample_buffers != self.samples || r.source_waiting {
             self.samples = r.sample_buffers;
             self.samples_moved = now;
         }
@@ -230,7 +236,8 @@ pub fn status_line(prev: &Reading, now: &Reading, secs: f64) -> String {
 }
 
 /// Talks to systemd for the life of the pipeline: `READY=1` after the
-/// first samples (the sink is configured before this task starts),
+/// first samples, or once the source waits to reconnect and has said why
+/// in the log (the sink is configured before this task starts),
 /// `STATUS=` every [`STATUS_EVERY`] (or half the watchdog timeout, if
 /// shorter), `WATCHDOG=1` with each status while [`Health`] says so, and
 /// `STOPPING=1` when `stop` is cancelled, which is also when it returns.
@@ -250,7 +257,8 @@ pub async fn watch(
     };
     send(&format!("STATUS=waiting for samples from {source}"));
     loop {
-        if read().sample_buffers > 0 {
+        let r = read();
+        if r.sample_buffers > 0 || r.source_waiting {
             break;
         }
         tokio::select! {
@@ -266,18 +274,31 @@ pub async fn watch(
     let mut last_at = Instant::now();
     let mut health = Health::new(last_at, &last);
     send(&format!(
-        "READY=1\nSTATUS=receiving from {source}{}",
+        "READY=1\nSTATUS={} {source}{}",
+        if last.sample_buffers > 0 {
+            "receiving from"
+        } else {
+            "waiting for"
+        },
         if watchdog.is_some() {
             "\nWATCHDOG=1"
         } else {
             ""
         }
     ));
-    info!(
-        source = %source,
-        watchdog_ms = watchdog.map(|w| w.as_millis() as u64),
-        "ready: samples are flowing"
-    );
+    if last.sample_buffers > 0 {
+        info!(
+            source = %source,
+            watchdog_ms = watchdog.map(|w| w.as_millis() as u64),
+            "ready: samples are flowing"
+        );
+    } else {
+        info!(
+            source = %source,
+            watchdog_ms = watchdog.map(|w| w.as_millis() as u64),
+            "ready: the source is not there yet; it is retried with backoff"
+        );
+    }
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -301,7 +322,12 @@ pub async fn watch(
                 } else {
                     ""
                 };
-                send(&format!("STATUS={status}{ping}"));
+                let waiting = if now.source_waiting {
+                    format!("waiting for {source} to come back; ")
+                } else {
+                    String::new()
+                };
+                send(&format!("STATUS={waiting}{status}{ping}"));
             }
             Err(why) => {
                 if was_healthy {
@@ -417,6 +443,15 @@ mod tests {
             r.sample_buffers += 18;
             assert_eq!(h.check(s(i), &r), Ok(()));
         }
+        // The source pauses to reconnect: no samples, still healthy, and
+        // the stall is timed from when it stops waiting.
+        r.source_waiting = true;
+        for i in 60..90 {
+            assert_eq!(h.check(s(i), &r), Ok(()), "t={i}");
+        }
+        r.source_waiting = false;
+        assert_eq!(h.check(s(93), &r), Ok(()));
+        assert_eq!(h.check(s(94), &r), Err(Unhealthy::NoSamples { for_s: 5 }));
     }
 
     #[test]

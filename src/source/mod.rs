@@ -20,7 +20,7 @@ pub mod rtlsdr;
 pub mod rtltcp;
 pub mod sbsin;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
@@ -49,6 +49,11 @@ pub struct SourceTelemetry {
     pub listen_clients: AtomicU64,
     /// `--sbs-listen` clients dropped for not keeping up.
     pub listen_dropped: AtomicU64,
+    /// An IQ source (dongle, rtl_tcp) is pausing between attempts to open
+    /// or reconnect: no samples, and none missed through a fault of ours.
+    /// The watchdog counts this as alive, since a restart would only do
+    /// what the source is already doing.
+    pub waiting: AtomicBool,
 }
 
 /// A copy of [`SourceTelemetry`] at one moment.
@@ -79,6 +84,15 @@ impl SourceTelemetry {
 
     pub(crate) fn add(a: &AtomicU64, n: u64) {
         a.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Whether the IQ source is waiting to reconnect (see `waiting`).
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_waiting(&self, waiting: bool) {
+        self.waiting.store(waiting, Ordering::Relaxed);
     }
 }
 

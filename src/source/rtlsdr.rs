@@ -238,9 +238,11 @@ impl Dongle {
                         self.sdr = Some(sdr);
                         self.last_trouble = None;
                         self.retry.reset();
+                        self.tel.set_waiting(false);
                     }
                     Err(e) => {
                         self.trouble(&e);
+                        self.tel.set_waiting(true);
                         if !self.retry.sleep_blocking(&self.token) {
                             return 0;
                         }
@@ -254,6 +256,7 @@ impl Dongle {
                 Err(e) => {
                     self.trouble(&e);
                     self.sdr = None;
+                    self.tel.set_waiting(true);
                     if !self.retry.sleep_blocking(&self.token) {
                         return 0;
                     }

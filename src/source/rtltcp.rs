@@ -168,11 +168,13 @@ impl RtlTcp {
                             gains = info.gains, "connected to rtl_tcp");
                         self.stream = Some(s);
                         self.bytes_here = 0;
+                        self.tel.set_waiting(false);
                     }
                     Err(e) => {
                         SourceTelemetry::add(&self.tel.failures, 1);
                         warn!(source = "rtltcp", addr = %self.addr, error = %e,
                             "cannot use the rtl_tcp server (is rtl_tcp running there, with the dongle free?); retrying");
+                        self.tel.set_waiting(true);
                         if !self.retry.sleep_blocking(&self.token) {
                             return 0;
                         }
