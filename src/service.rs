@@ -44,11 +44,18 @@ pub enum LogTarget {
     Stderr,
 }
 
-/// Sets up `tracing` (filtered by `RUST_LOG`, default `info`): the journal
-/// when stderr is connected to it and its socket answers, plain text on
-/// stderr otherwise.
+/// What is logged when `RUST_LOG` is not set: our `info`, and rtl-sdr-rs's
+/// warnings and errors only (at `info` it narrates every tuner register
+/// it sets, a dozen lines each time the dongle is opened).
+pub const DEFAULT_LOG_FILTER: &str = "info,rtl_sdr_rs=warn";
+
+/// Sets up `tracing` (filtered by `RUST_LOG`, default
+/// [`DEFAULT_LOG_FILTER`]): the journal when stderr is connected to it and
+/// its socket answers, plain text on stderr otherwise. Records of the `log`
+/// crate (rtl-sdr-rs writes those) are bridged into the same output.
 pub fn init_tracing() -> LogTarget {
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let mut fallback = None;
     if stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref()) {
         match JournalLayer::new(Path::new(JOURNAL_SOCKET), "adsb-kinesis") {
