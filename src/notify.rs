@@ -273,32 +273,25 @@ pub async fn watch(
     let mut last = read();
     let mut last_at = Instant::now();
     let mut health = Health::new(last_at, &last);
-    send(&format!(
-        "READY=1\nSTATUS={} {source}{}",
-        if last.sample_buffers > 0 {
-            "receiving from"
-        } else {
-            "waiting for"
-        },
-        if watchdog.is_some() {
-            "\nWATCHDOG=1"
-        } else {
-            ""
-        }
-    ));
-    if last.sample_buffers > 0 {
-        info!(
-            source = %source,
-            watchdog_ms = watchdog.map(|w| w.as_millis() as u64),
-            "ready: samples are flowing"
-        );
+    let (doing, news) = if last.sample_buffers > 0 {
+        ("receiving from", "ready: samples are flowing")
     } else {
-        info!(
-            source = %source,
-            watchdog_ms = watchdog.map(|w| w.as_millis() as u64),
-            "ready: the source is not there yet; it is retried with backoff"
-        );
-    }
+        (
+            "waiting for",
+            "ready: the source is not there yet; it is retried with backoff",
+        )
+    };
+    let ping = if watchdog.is_some() {
+        "\nWATCHDOG=1"
+    } else {
+        ""
+    };
+    send(&format!("READY=1\nSTATUS={doing} {source}{ping}"));
+    info!(
+        source = %source,
+        watchdog_ms = watchdog.map(|w| w.as_millis() as u64),
+        "{news}"
+    );
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -317,11 +310,6 @@ pub async fn watch(
                     info!("healthy again: watchdog pings resume");
                 }
                 was_healthy = true;
-                let ping = if watchdog.is_some() {
-                    "\nWATCHDOG=1"
-                } else {
-                    ""
-                };
                 let waiting = if now.source_waiting {
                     format!("waiting for {source} to come back; ")
                 } else {
