@@ -1038,16 +1038,33 @@ fn decoded(r: &Received, tel: &Telemetry) -> Option<Decoded> {
     })
 }
 
+/// Once the source is told to stop, how long the demod stage waits for it
+/// to hand over its last buffer. A source stuck in a read (a wedged dongle:
+/// rtl-sdr-rs's synchronous read has no timeout) must not hold the drain
+/// hostage, or a SIGTERM would end in systemd's SIGKILL and lose what is
+/// queued in memory: what the source delivered is decoded and sent or
+/// spooled, and the process exits without it.
+const SOURCE_GRACE: Duration = Duration::from_secs(2);
+
+/// How the demod stage ended.
+struct DemodEnd {
+    /// Bytes left over at the end that made no whole sample.
+    rest: usize,
+    /// The source was still inside a read [`SOURCE_GRACE`] after being
+    /// told to stop; its thread is left to the process exit.
+    source_stuck: bool,
+}
+
 /// The demod stage: samples in, parsed frames out to the track task.
-/// Returns the bytes left over at the end that made no whole sample.
 fn demod_stage(
     rx: std_mpsc::Receiver<Vec<u8>>,
     recycle: std_mpsc::SyncSender<Vec<u8>>,
     mut dec: IqDecoder,
     tx: mpsc::Sender<Decoded>,
     wait_when_full: bool,
+    token: CancellationToken,
     tel: Arc<Telemetry>,
-) -> usize {
+) -> DemodEnd {
     let mut out = Vec::new();
     let forward = |out: &mut Vec<Received>| -> bool {
         for r in out.drain(..) {
@@ -1076,18 +1093,42 @@ fn demod_stage(
         }
         true
     };
-    for buf in rx.iter() {
+    let mut give_up_at = None;
+    let mut source_stuck = false;
+    loop {
+        let buf = match rx.recv_timeout(FLUSH_EVERY) {
+            Ok(buf) => buf,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                if token.is_cancelled() {
+                    let at = *give_up_at.get_or_insert_with(|| Instant::now() + SOURCE_GRACE);
+                    if Instant::now() >= at {
+                        warn!(
+                            grace_s = SOURCE_GRACE.as_secs(),
+                            "the source did not stop (a wedged dongle or a stalled pipe?); \
+                             finishing without it"
+                        );
+                        source_stuck = true;
+                        break;
+                    }
+                }
+                continue;
+            }
+        };
         tel.sample_buffers.fetch_add(1, Ordering::Relaxed);
         dec.push(&buf, &mut out);
         // The sdr thread allocates a new buffer when none comes back.
         let _ = recycle.try_send(buf);
         if !forward(&mut out) {
-            return 0;
+            return DemodEnd {
+                rest: 0,
+                source_stuck: false,
+            };
         }
     }
     let rest = dec.finish(&mut out);
     forward(&mut out);
-    rest
+    DemodEnd { rest, source_stuck }
 }
 
 /// The track stage: per-aircraft state and SBS formatting.
@@ -1505,11 +1546,13 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
                     .map_err(RunError::Spawn)?
             };
             let demod = {
-                let tel = tel.clone();
+                let (token, tel) = (token.clone(), tel.clone());
                 let dec = IqDecoder::new(format, rate, config.fix);
                 thread::Builder::new()
                     .name("demod".into())
-                    .spawn(move || demod_stage(sample_rx, recycle_tx, dec, frame_tx, !live, tel))
+                    .spawn(move || {
+                        demod_stage(sample_rx, recycle_tx, dec, frame_tx, !live, token, tel)
+                    })
                     .map_err(RunError::Spawn)?
             };
             threads = Some((source, demod));
@@ -1616,15 +1659,21 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
     if let Some(net) = net_source {
         net.await.map_err(|_| RunError::Panicked("source"))?;
     }
-    // Both threads have dropped their senders by now, so they are returning.
+    // The demod thread has dropped its sender by now, so it is returning;
+    // the sdr thread too, unless the demod stage gave up on it.
     let mut rest = 0;
     if let Some((source, demod)) = threads {
-        let (source_result, demod_result) =
-            tokio::task::spawn_blocking(move || (source.join(), demod.join()))
+        let end = tokio::task::spawn_blocking(move || demod.join())
+            .await
+            .map_err(|_| RunError::Panicked("join"))?
+            .map_err(|_| RunError::Panicked("demod"))?;
+        if !end.source_stuck {
+            tokio::task::spawn_blocking(move || source.join())
                 .await
-                .map_err(|_| RunError::Panicked("join"))?;
-        source_result.map_err(|_| RunError::Panicked("sdr"))??;
-        rest = demod_result.map_err(|_| RunError::Panicked("demod"))?;
+                .map_err(|_| RunError::Panicked("join"))?
+                .map_err(|_| RunError::Panicked("sdr"))??;
+        }
+        rest = end.rest;
     }
     if rest > 0 {
         warn!(

@@ -105,6 +105,92 @@ fn sim_source_stops_cleanly_on_sigterm() {
     assert!(err.contains("stats"), "{err}");
 }
 
+/// A source stuck in a read (here a FIFO whose writer has gone quiet, as a
+/// wedged dongle's synchronous read never returns) must not keep SIGTERM
+/// from draining the pipeline: every line from what it delivered comes out,
+/// and the process exits in seconds instead of waiting on the read (under
+/// systemd, until the SIGKILL that would lose what is queued in memory).
+#[test]
+fn sigterm_drains_past_a_source_stuck_in_a_read() {
+    use std::io::Write;
+    let dir = TempDir::new("stuck");
+    let fifo = dir.path("iq.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let recording = shared("iq/modes1_2400.cu8");
+    let data = std::fs::read(&recording).unwrap();
+    let (quiet_tx, quiet_rx) = std::sync::mpsc::channel::<()>();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all(&data).unwrap();
+            quiet_tx.send(()).unwrap();
+            // Held open and silent: the reader's next read never returns.
+            stop_rx.recv().ok();
+        })
+    };
+    let source = format!("file:{}", fifo.display());
+    let mut child = bin()
+        .args(["run", "--stats-interval", "1", "--source", &source])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start adsb-kinesis run");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        stdout.read_to_end(&mut s).unwrap();
+        s
+    });
+    quiet_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    // All but the pipe's last buffer is read by now; let that and the
+    // decoding finish.
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            child.kill().ok();
+            stop_tx.send(()).ok();
+            panic!("run did not exit within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    stop_tx.send(()).unwrap();
+    writer.join().unwrap();
+    let out = Output {
+        status,
+        stdout: reader.join().unwrap(),
+        stderr: Vec::new(),
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?}\n{err}");
+    assert!(err.contains("the source did not stop"), "{err}");
+    let decoded = run(&["decode", "--output", "sbs", recording.to_str().unwrap()]);
+    assert!(decoded.status.success());
+    let want = untimed_lines(&decoded);
+    assert!(
+        want.values().sum::<usize>() > 100,
+        "too few reference lines"
+    );
+    assert_eq!(untimed_lines(&out), want, "{err}");
+}
+
 fn one_line_error(out: &Output) -> String {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
