@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use std::io::Read;
-use std::process::{Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// SBS lines with the four time fields (7-10) blanked, counted.
@@ -59,10 +59,11 @@ fn file_source_matches_decode_2000() {
     same_as_decode("iq/modes1.bin", &["--sample-rate", "2.0M"]);
 }
 
-#[test]
-fn sim_source_stops_cleanly_on_sigterm() {
+/// `run` with `args`, stdout read on a thread as it comes.
+fn start_run(args: &[&str]) -> (Child, std::thread::JoinHandle<Vec<u8>>) {
     let mut child = bin()
-        .args(["run", "--stats-interval", "1"])
+        .arg("run")
+        .args(args)
         .env_remove("ADSB_KINESIS_SOURCE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -75,7 +76,15 @@ fn sim_source_stops_cleanly_on_sigterm() {
         stdout.read_to_end(&mut s).unwrap();
         s
     });
-    std::thread::sleep(Duration::from_secs(3));
+    (child, reader)
+}
+
+/// SIGTERM, then the exit within `limit` (else a panic): its status and
+/// stdout, and stderr as text.
+fn stop_run(
+    (mut child, reader): (Child, std::thread::JoinHandle<Vec<u8>>),
+    limit: Duration,
+) -> (Output, String) {
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
@@ -84,13 +93,12 @@ fn sim_source_stops_cleanly_on_sigterm() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if t0.elapsed() > Duration::from_secs(5) {
+        if t0.elapsed() > limit {
             child.kill().ok();
-            panic!("run did not exit within 5 s of SIGTERM");
+            panic!("run did not exit within {limit:?} of SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let out = String::from_utf8(reader.join().unwrap()).unwrap();
     let mut err = String::new();
     child
         .stderr
@@ -98,7 +106,21 @@ fn sim_source_stops_cleanly_on_sigterm() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    assert!(status.success(), "{status:?}\n{err}");
+    let out = Output {
+        status,
+        stdout: reader.join().unwrap(),
+        stderr: Vec::new(),
+    };
+    (out, err)
+}
+
+#[test]
+fn sim_source_stops_cleanly_on_sigterm() {
+    let running = start_run(&["--stats-interval", "1"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (out, err) = stop_run(running, Duration::from_secs(5));
+    assert!(out.status.success(), "{:?}\n{err}", out.status);
+    let out = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = out.split_terminator("\r\n").collect();
     assert!(!lines.is_empty(), "no SBS lines\n{err}");
     assert!(lines.iter().all(|l| l.starts_with("MSG,")), "{out}");
@@ -133,53 +155,15 @@ fn sigterm_drains_past_a_source_stuck_in_a_read() {
         })
     };
     let source = format!("file:{}", fifo.display());
-    let mut child = bin()
-        .args(["run", "--stats-interval", "1", "--source", &source])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start adsb-kinesis run");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        stdout.read_to_end(&mut s).unwrap();
-        s
-    });
+    let running = start_run(&["--stats-interval", "1", "--source", &source]);
     quiet_rx.recv_timeout(Duration::from_secs(30)).unwrap();
     // All but the pipe's last buffer is read by now; let that and the
     // decoding finish.
     std::thread::sleep(Duration::from_secs(2));
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            child.kill().ok();
-            stop_tx.send(()).ok();
-            panic!("run did not exit within 10 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (out, err) = stop_run(running, Duration::from_secs(10));
     stop_tx.send(()).unwrap();
     writer.join().unwrap();
-    let out = Output {
-        status,
-        stdout: reader.join().unwrap(),
-        stderr: Vec::new(),
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{status:?}\n{err}");
+    assert!(out.status.success(), "{:?}\n{err}", out.status);
     assert!(err.contains("the source did not stop"), "{err}");
     let decoded = run(&["decode", "--output", "sbs", recording.to_str().unwrap()]);
     assert!(decoded.status.success());
