@@ -10,13 +10,13 @@ mod common;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{bin, TempDir};
+use common::{bin, sigterm, wait_exit, TempDir};
 
 /// Messages the fake service manager received, with their arrival times.
 struct Manager {
@@ -101,26 +101,6 @@ impl Manager {
 impl Drop for Manager {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn sigterm(child: &Child) {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if t0.elapsed() > limit {
-            child.kill().ok();
-            panic!("no exit within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -5,7 +5,7 @@ use common::*;
 use std::collections::HashMap;
 use std::io::Read;
 use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// SBS lines with the four time fields (7-10) blanked, counted.
 fn untimed_lines(out: &Output) -> HashMap<String, usize> {
@@ -85,20 +85,8 @@ fn stop_run(
     (mut child, reader): (Child, std::thread::JoinHandle<Vec<u8>>),
     limit: Duration,
 ) -> (Output, String) {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > limit {
-            child.kill().ok();
-            panic!("run did not exit within {limit:?} of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    sigterm(&child);
+    let status = wait_exit(&mut child, limit);
     let mut err = String::new();
     child
         .stderr

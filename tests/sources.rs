@@ -82,9 +82,7 @@ impl Running {
 
     /// SIGTERM, then the exit must be clean and prompt.
     fn stop(mut self) -> (String, String) {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        sigterm(&self.child);
         let t0 = Instant::now();
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {

@@ -191,12 +191,6 @@ pub fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String) {
     (status, reader.join().unwrap())
 }
 
-pub fn sigterm(child: &Child) {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-}
-
 /// A number from the last `kinesis finished` log line: `field=N`.
 pub fn finished_field(stderr: &str, field: &str) -> u64 {
     log_field(stderr, "kinesis finished", field)
