@@ -256,10 +256,10 @@ pub async fn watch(
         }
     };
     send(&format!("STATUS=waiting for samples from {source}"));
-    loop {
+    let mut last = loop {
         let r = read();
         if r.sample_buffers > 0 || r.source_waiting {
-            break;
+            break r;
         }
         tokio::select! {
             () = stop.cancelled() => {
@@ -268,9 +268,8 @@ pub async fn watch(
             }
             () = tokio::time::sleep(READY_POLL) => {}
         }
-    }
+    };
     let every = watchdog.map_or(STATUS_EVERY, |w| (w / 2).min(STATUS_EVERY));
-    let mut last = read();
     let mut last_at = Instant::now();
     let mut health = Health::new(last_at, &last);
     let (doing, news) = if last.sample_buffers > 0 {
