@@ -20,12 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adsb_kinesis::kinesis::aws::{self, AwsOptions, Kinesis, StreamId};
+use adsb_kinesis::aws::{self, AwsOptions, Kinesis, StreamId};
 use adsb_kinesis::kinesis::send::{
-    batch_stage, sender, BatchOptions, Handoff, RetryPolicy, SenderOptions, SenderTelemetry,
+    batch_stage, sender, BatchOptions, Handoff, SenderOptions, SenderTelemetry,
 };
 use adsb_kinesis::kinesis::{Spool, SpoolOptions};
 use adsb_kinesis::modes::Icao;
+use adsb_kinesis::retry::RetryPolicy;
 use adsb_kinesis::sbs::SbsLine;
 use tokio_util::sync::CancellationToken;
 
@@ -238,6 +239,7 @@ async fn run(url: &str, served: &Served, pack_lines: usize, lines: usize) {
         SenderOptions {
             stream: "bench".into(),
             retry: RetryPolicy::default(),
+            config_retry: Duration::from_secs(60),
         },
         CancellationToken::new(),
         tel.clone(),

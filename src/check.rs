@@ -13,7 +13,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::daemon::Config;
+use crate::config::{ConfigError, RunConfig};
 
 /// What to check beyond the config itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,50 +29,53 @@ pub struct CheckOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckError {
+    /// The configuration itself is wrong.
     #[error(transparent)]
-    Config(#[from] crate::daemon::ConfigError),
+    Config(#[from] ConfigError),
+    /// The service needs a stream and has none.
     #[error("no Kinesis stream configured: set ADSB_KINESIS_STREAM (or --stream, or stream in the config file)")]
     NoStream,
+    /// The spool directory cannot be written.
     #[error("spool_dir {dir}: {error}")]
-    Spool { dir: String, error: std::io::Error },
-    #[error("no AWS region: set --region, AWS_REGION or ADSB_KINESIS_REGION, or region in the AWS profile")]
-    NoRegion,
-    #[error("no AWS credentials: {0} (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a credentials file, or a profile)")]
-    NoCredentials(String),
-    #[error("AWS credentials: {0}")]
-    Credentials(String),
-    #[error("stream {stream} (region {region}): {message}")]
-    Stream {
-        stream: String,
-        region: String,
-        message: String,
+    Spool {
+        /// The directory.
+        dir: String,
+        /// Why.
+        error: std::io::Error,
     },
+    /// Region, credentials or (online) the stream are wrong: the same
+    /// errors, worded the same, as `run` gives at start.
+    #[cfg(feature = "aws")]
+    #[error(transparent)]
+    Aws(#[from] crate::aws::StartError),
+    /// This build has no SDK.
     #[error("this build has no Kinesis sink (the `aws` feature is off)")]
     NoAws,
 }
 
 /// Checks `config` (already merged from file, env and flags); on success
 /// the one line to print.
-pub async fn check(config: &Config, opts: CheckOptions) -> Result<String, CheckError> {
+pub async fn check(config: &RunConfig, opts: CheckOptions) -> Result<String, CheckError> {
     config.validate()?;
-    let Some(stream) = config.stream_id() else {
+    let Some(stream) = config.kinesis.stream_id() else {
         if opts.require_stream {
             return Err(CheckError::NoStream);
         }
         return Ok(format!(
             "config ok: source {}, SBS lines to stdout (no stream configured)",
-            config.source
+            config.source.source
         ));
     };
-    let dir = config.spool_dir(|k| std::env::var(k).ok());
+    // The loader has put $STATE_DIRECTORY into spool_dir already.
+    let dir = config.spool.dir(|_| None);
     check_spool_dir(&dir).map_err(|error| CheckError::Spool {
         dir: dir.display().to_string(),
         error,
     })?;
-    let aws = check_aws(config, &stream.to_string(), opts.online).await?;
+    let aws = check_aws(config, &stream, opts.online).await?;
     Ok(format!(
         "config ok: source {}, stream {stream}, {aws}, spool {}",
-        config.source,
+        config.source.source,
         dir.display()
     ))
 }
@@ -104,95 +107,51 @@ fn check_spool_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(feature = "aws"))]
-async fn check_aws(_: &Config, _: &str, _: bool) -> Result<String, CheckError> {
+async fn check_aws(
+    _: &RunConfig,
+    _: &crate::kinesis::target::StreamId,
+    _: bool,
+) -> Result<String, CheckError> {
     Err(CheckError::NoAws)
 }
 
 #[cfg(feature = "aws")]
-async fn check_aws(config: &Config, stream: &str, online: bool) -> Result<String, CheckError> {
-    use crate::kinesis::aws;
-    use aws_credential_types::provider::error::CredentialsError;
-    use aws_credential_types::provider::ProvideCredentials;
-    use std::time::Duration;
+async fn check_aws(
+    config: &RunConfig,
+    stream: &crate::kinesis::target::StreamId,
+    online: bool,
+) -> Result<String, CheckError> {
+    use crate::aws::{self, Credentials, Network, StartError};
 
-    let opts = aws::AwsOptions {
-        region: config.region.clone(),
-        endpoint_url: config.endpoint_url.clone(),
-        profile: config.profile.clone(),
-        request_timeout: Duration::from_millis(config.request_timeout_ms),
+    let opts = aws::AwsOptions::from(&config.kinesis);
+    let network = if online {
+        Network::Online
+    } else {
+        Network::Offline
     };
-    if online {
-        let (client, region) = aws::client(&opts).await.map_err(|e| match e {
-            aws::StartError::NoRegion => CheckError::NoRegion,
-            aws::StartError::NoCredentials(m) => CheckError::NoCredentials(m),
-            other => CheckError::Credentials(other.to_string()),
-        })?;
-        let api = aws::Kinesis {
-            client,
-            stream: config.stream_id().expect("checked by the caller"),
+    let c = aws::connect(&opts, network).await?;
+    if !online {
+        let creds = match c.credentials {
+            Credentials::Found => "credentials found",
+            // Only the network could tell (IMDS, SSO, STS): not tried here.
+            Credentials::NotYet(_) => "credentials need the network (not checked offline)",
         };
-        let s = api.describe().await.map_err(|f| CheckError::Stream {
-            stream: stream.to_owned(),
-            region: region.clone(),
-            message: f.to_string(),
-        })?;
         return Ok(format!(
-            "region {region}, stream {} with {} open shards",
-            s.status, s.open_shards
+            "region {}, {creds}; the stream is not looked up (use --online)",
+            c.region
         ));
     }
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(offline::client())
-        .retry_config(aws_config::retry::RetryConfig::disabled());
-    if let Some(r) = &opts.region {
-        loader = loader.region(aws_config::Region::new(r.clone()));
-    }
-    if let Some(p) = &opts.profile {
-        loader = loader.profile_name(p);
-    }
-    let sdk = loader.load().await;
-    let region = sdk.region().ok_or(CheckError::NoRegion)?.to_string();
-    let provider = sdk
-        .credentials_provider()
-        .ok_or_else(|| CheckError::NoCredentials("no credentials provider".into()))?;
-    let creds = match provider.provide_credentials().await {
-        Ok(_) => "credentials found".to_owned(),
-        Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
-            return Err(CheckError::NoCredentials(crate::kinesis::aws::one_line(&e)))
-        }
-        Err(e @ CredentialsError::InvalidConfiguration(_)) => {
-            return Err(CheckError::Credentials(crate::kinesis::aws::one_line(&e)))
-        }
-        // Only the network could tell (IMDS, SSO, STS): not tried here.
-        Err(_) => "credentials need the network (not checked offline)".to_owned(),
+    let api = aws::Kinesis {
+        client: c.client,
+        stream: stream.clone(),
     };
+    let s = api.describe().await.map_err(|failure| StartError::Stream {
+        stream: stream.to_string(),
+        region: c.region.clone(),
+        failure,
+    })?;
     Ok(format!(
-        "region {region}, {creds}; the stream is not looked up (use --online)"
+        "region {}, stream {} with {} open shards",
+        c.region, s.status, s.open_shards
     ))
-}
-
-/// An HTTP client for the SDK that sends nothing: every request fails at
-/// once as a connection error.
-#[cfg(feature = "aws")]
-mod offline {
-    use aws_smithy_runtime_api::client::http::{
-        http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
-    };
-    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-    use aws_smithy_runtime_api::client::result::ConnectorError;
-
-    #[derive(Debug)]
-    struct Refuse;
-
-    impl HttpConnector for Refuse {
-        fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
-            HttpConnectorFuture::ready(Err(ConnectorError::io(
-                "check-config without --online makes no network calls".into(),
-            )))
-        }
-    }
-
-    pub fn client() -> SharedHttpClient {
-        http_client_fn(|_, _| SharedHttpConnector::new(Refuse))
-    }
 }

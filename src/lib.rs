@@ -12,8 +12,17 @@
 //! # Layout
 //!
 //! - [`modes`]: CRC-24, the frame parser, ADS-B / Comm-B field decoders, CPR. Pure.
-//! - [`daemon`]: the `run` command's config, pipeline threads and tasks,
-//!   shutdown and stats. Edge.
+//! - [`config`]: every option of `run`, `check-config` and `tail`, declared
+//!   once (flag, TOML key, `ADSB_KINESIS_*` variable), merged and validated.
+//! - [`decoder`]: IQ bytes to parsed frames ([`decoder::Decoded`]), the one
+//!   form every later stage takes. Pure.
+//! - [`daemon`]: the `run` command's wiring: radio threads, the track
+//!   stage, shutdown under one token, telemetry. Edge.
+//! - [`output`]: where decoded data goes, each output a port fed by the
+//!   track stage: stdout, the Kinesis sink, `--sbs-listen`. Edge.
+//! - [`retry`]: the one backoff schedule of every retry loop.
+//! - `aws`: the SDK configuration shared by `run`, `tail` and
+//!   `check-config`, start checks, error classes (the `aws` feature). Edge.
 //! - [`kinesis`]: records, batching within the PutRecords limits and the
 //!   on-disk spool (pure); the batch and sender tasks with retries, and the
 //!   AWS SDK glue (edges).
@@ -27,11 +36,14 @@
 //! - [`sim`]: a Mode S signal synthesizer used as a demo source and by the
 //!   sensitivity tests. Pure.
 //! - [`source`]: the dongle (rtl-sdr-rs), rtl_tcp, Beast and SBS network
-//!   inputs, and `--sbs-listen`. Edge.
+//!   inputs, and the IQ sources behind one blocking read. Edge.
 //!
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod check;
+pub mod config;
 pub mod daemon;
 pub mod decoder;
 pub mod demod;
@@ -43,6 +55,8 @@ pub mod json;
 pub mod kinesis;
 pub mod modes;
 pub mod notify;
+pub mod output;
+pub mod retry;
 pub mod sbs;
 pub mod service;
 pub mod sim;

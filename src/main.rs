@@ -4,18 +4,17 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use adsb_kinesis::daemon::{self, Config, ReplaySpeed, RunError, Source};
-use adsb_kinesis::decoder::IqDecoder;
+use adsb_kinesis::config::{ConfigFile, RunConfig};
+use adsb_kinesis::daemon::{self, RunError};
+use adsb_kinesis::decoder::{Decoded, IqDecoder};
 use adsb_kinesis::demod::Rate;
 use adsb_kinesis::hexin;
 use adsb_kinesis::iq::SampleFormat;
 use adsb_kinesis::json::frame_json;
-use adsb_kinesis::modes::accept::Received;
 use adsb_kinesis::modes::Hex;
 use adsb_kinesis::modes::{self, Frame};
 use adsb_kinesis::sbs::{generated_ms, unix_ms_now, SbsLine};
@@ -229,12 +228,10 @@ fn demo(a: DemoArgs) -> Result<()> {
     let mut frames = Vec::new();
     let mut sent = 0u64;
     let flush = |p: &mut Printer<BufWriter<io::StdoutLock<'_>>>,
-                 frames: &mut Vec<Received>|
+                 frames: &mut Vec<Decoded>|
      -> io::Result<()> {
-        for r in frames.drain(..) {
-            if let Ok(frame) = modes::parse(r.bytes()) {
-                p.frame(&frame, r.sample as f64 / hz, Some(&r))?;
-            }
+        for d in frames.drain(..) {
+            p.frame(&d.frame, d.sample as f64 / hz, Some(&d))?;
         }
         p.out.flush()
     };
@@ -298,7 +295,7 @@ struct DecodeArgs {
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {
-    daemon::parse_sample_rate(s)
+    s.parse::<Rate>().map(|r| r.hz())
 }
 
 fn parse_deg(s: &str, max: f64) -> Result<f64, String> {
@@ -338,7 +335,7 @@ struct Printer<W: Write> {
 }
 
 impl<W: Write> Printer<W> {
-    fn frame(&mut self, frame: &Frame, t: f64, rx: Option<&Received>) -> io::Result<()> {
+    fn frame(&mut self, frame: &Frame, t: f64, rx: Option<&Decoded>) -> io::Result<()> {
         self.frames_by_df[usize::from(frame.df.min(24))] += 1;
         if let Some(r) = rx {
             self.repaired += u64::from(r.repaired > 0);
@@ -440,15 +437,12 @@ fn decode(args: DecodeArgs) -> Result<()> {
             let mut dec = IqDecoder::new(fmt, rate, args.fix);
             let hz = f64::from(rate.hz());
             let leftover = dec
-                .run(input, |r| {
+                .run(input, |d| {
                     if io_err.is_some() {
                         return;
                     }
-                    // Accepted frames always parse (their length matches their DF).
-                    if let Ok(frame) = modes::parse(r.bytes()) {
-                        if let Err(e) = p.frame(&frame, r.sample as f64 / hz, Some(r)) {
-                            io_err = Some(e);
-                        }
+                    if let Err(e) = p.frame(&d.frame, d.sample as f64 / hz, Some(&d)) {
+                        io_err = Some(e);
                     }
                 })
                 .with_context(|| format!("reading {}", args.input.display()))?;
@@ -492,201 +486,13 @@ fn decode(args: DecodeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `run`'s options: the file, and every option (config::RunConfig).
 #[derive(Args)]
 struct RunArgs {
-    /// TOML config file; its keys are the option names with `_` for `-`
-    /// (also ADSB_KINESIS_CONFIG).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// sim (simulated sky), file:PATH (IQ replay), rtlsdr[:INDEX|:serial=SERIAL],
-    /// rtltcp:HOST:PORT, beast:HOST:PORT or sbs:HOST:PORT [default: sim]
-    #[arg(long, value_parser = parse_source)]
-    source: Option<Source>,
-    /// Sample format of a file source: cu8 or cs16 [default: cu8]
-    #[arg(long, value_parser = parse_sample_format)]
-    iformat: Option<SampleFormat>,
-    /// Sample rate: 2000000 or 2400000 (also 2.0M, 2.4M) [default: 2400000]
-    #[arg(long, value_parser = parse_rate)]
-    sample_rate: Option<u32>,
-    /// File replay speed: realtime or max [default: max]
-    #[arg(long, value_parser = parse_replay_speed)]
-    replay_speed: Option<ReplaySpeed>,
-    /// Seconds between stats lines on stderr [default: 60]
-    #[arg(long)]
-    stats_interval: Option<f64>,
-    /// Receiver latitude, degrees.
-    #[arg(long, allow_hyphen_values = true, value_parser = parse_lat)]
-    lat: Option<f64>,
-    /// Receiver longitude, degrees.
-    #[arg(long, allow_hyphen_values = true, value_parser = parse_lon)]
-    lon: Option<f64>,
-    /// Bits of error repair for DF11/17/18: 0, 1 or 2 [default: 1]
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
-    fix: Option<u8>,
-    /// Kinesis data stream name; without it (or --stream-arn) SBS lines go to stdout
-    #[arg(long)]
-    stream: Option<String>,
-    /// Kinesis data stream ARN, instead of --stream
-    #[arg(long)]
-    stream_arn: Option<String>,
-    /// AWS region [default: the AWS default chain: AWS_REGION, profile]
-    #[arg(long)]
-    region: Option<String>,
-    /// Kinesis endpoint URL (LocalStack, moto, VPC endpoint)
-    #[arg(long)]
-    endpoint_url: Option<String>,
-    /// AWS shared-config profile [default: AWS_PROFILE or default]
-    #[arg(long)]
-    profile: Option<String>,
-    /// Up to N consecutive lines of one aircraft per record [default: 1]
-    #[arg(long)]
-    pack_lines: Option<usize>,
-    /// Largest record, data + key: bytes or 25KiB, 1MiB [default: 25KiB]
-    #[arg(long, value_parser = parse_size_usize)]
-    max_record_bytes: Option<usize>,
-    /// Longest wait before a batch is sent: 500ms, 1s [default: 500ms]
-    #[arg(long, value_parser = daemon::parse_duration)]
-    linger: Option<Duration>,
-    /// Spool directory [default: $STATE_DIRECTORY, else ./spool]
-    #[arg(long)]
-    spool_dir: Option<PathBuf>,
-    /// Spool size cap; beyond it the oldest records are dropped [default: 256MiB]
-    #[arg(long, value_parser = daemon::parse_size)]
-    spool_max_bytes: Option<u64>,
-    /// At SIGTERM or end of input: keep sending this long, then spool the rest [default: 10s]
-    #[arg(long, value_parser = daemon::parse_duration)]
-    shutdown_timeout: Option<Duration>,
-    /// First retry pause bound, ms (for tests) [default: 100]
-    #[arg(long, hide = true)]
-    retry_base_ms: Option<u64>,
-    /// Largest retry pause, ms (for tests) [default: 10000]
-    #[arg(long, hide = true)]
-    retry_max_ms: Option<u64>,
-    /// Pause after a configuration error, ms (for tests) [default: 60000]
-    #[arg(long, hide = true)]
-    config_retry_ms: Option<u64>,
-    /// Bound on one PutRecords attempt, ms [default: 10000]
-    #[arg(long, hide = true)]
-    request_timeout_ms: Option<u64>,
-    /// Tuner gain of rtlsdr/rtltcp: auto or dB, nearest supported [default: auto]
-    #[arg(long, allow_hyphen_values = true, value_parser = parse_gain)]
-    gain: Option<adsb_kinesis::source::Gain>,
-    /// Dongle frequency correction, ppm [default: 0]
-    #[arg(long, allow_hyphen_values = true)]
-    ppm: Option<i32>,
-    /// Power the antenna LNA through the coax (rtlsdr, rtltcp)
-    #[arg(long)]
-    bias_tee: bool,
-    /// Also serve SBS lines to TCP clients on ADDR:PORT (e.g. 127.0.0.1:30003)
-    #[arg(long)]
-    sbs_listen: Option<String>,
-}
-
-fn parse_gain(s: &str) -> Result<adsb_kinesis::source::Gain, String> {
-    s.parse()
-}
-
-fn parse_size_usize(s: &str) -> Result<usize, String> {
-    daemon::parse_size(s)
-        .and_then(|n| usize::try_from(n).map_err(|_| format!("{s:?} is too large")))
-}
-
-fn parse_source(s: &str) -> Result<Source, String> {
-    s.parse()
-}
-fn parse_sample_format(s: &str) -> Result<SampleFormat, String> {
-    s.parse()
-}
-fn parse_replay_speed(s: &str) -> Result<ReplaySpeed, String> {
-    s.parse()
-}
-
-impl RunArgs {
-    /// Flags win over everything else.
-    fn apply(self, c: &mut Config) {
-        if let Some(v) = self.source {
-            c.source = v;
-        }
-        if let Some(v) = self.iformat {
-            c.iformat = v;
-        }
-        if let Some(v) = self.sample_rate {
-            c.sample_rate = v;
-        }
-        if let Some(v) = self.replay_speed {
-            c.replay_speed = v;
-        }
-        if let Some(v) = self.stats_interval {
-            c.stats_interval = v;
-        }
-        if let Some(v) = self.lat {
-            c.lat = Some(v);
-        }
-        if let Some(v) = self.lon {
-            c.lon = Some(v);
-        }
-        if let Some(v) = self.fix {
-            c.fix = v;
-        }
-        // A flag for one way of naming the stream replaces the other way
-        // set in the file or environment.
-        // (Both flags together stay an error for validate().)
-        if self.stream.is_some() || self.stream_arn.is_some() {
-            c.stream = self.stream;
-            c.stream_arn = self.stream_arn;
-        }
-        if let Some(v) = self.region {
-            c.region = Some(v);
-        }
-        if let Some(v) = self.endpoint_url {
-            c.endpoint_url = Some(v);
-        }
-        if let Some(v) = self.profile {
-            c.profile = Some(v);
-        }
-        if let Some(v) = self.pack_lines {
-            c.pack_lines = v;
-        }
-        if let Some(v) = self.max_record_bytes {
-            c.max_record_bytes = v;
-        }
-        if let Some(v) = self.linger {
-            c.linger = v;
-        }
-        if let Some(v) = self.spool_dir {
-            c.spool_dir = Some(v);
-        }
-        if let Some(v) = self.spool_max_bytes {
-            c.spool_max_bytes = v;
-        }
-        if let Some(v) = self.shutdown_timeout {
-            c.shutdown_timeout = v;
-        }
-        if let Some(v) = self.retry_base_ms {
-            c.retry_base_ms = v;
-        }
-        if let Some(v) = self.retry_max_ms {
-            c.retry_max_ms = v;
-        }
-        if let Some(v) = self.config_retry_ms {
-            c.config_retry_ms = v;
-        }
-        if let Some(v) = self.request_timeout_ms {
-            c.request_timeout_ms = v;
-        }
-        if let Some(v) = self.gain {
-            c.gain = v;
-        }
-        if let Some(v) = self.ppm {
-            c.ppm = v;
-        }
-        if self.bias_tee {
-            c.bias_tee = true;
-        }
-        if let Some(v) = self.sbs_listen {
-            c.sbs_listen = Some(v);
-        }
-    }
+    #[command(flatten)]
+    file: ConfigFile,
+    #[command(flatten)]
+    config: RunConfig,
 }
 
 /// Logs to the journal under systemd, else to stderr (stdout carries only
@@ -719,27 +525,20 @@ fn init_tracing() {
     adsb_kinesis::service::init_tracing();
 }
 
-/// The config `run` and `check-config` use: file, environment, flags.
-fn load_config(a: RunArgs) -> Result<Config> {
-    let env = |k: &str| std::env::var(k).ok();
-    let path = a.config.clone().or_else(|| {
-        env("ADSB_KINESIS_CONFIG")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-    });
-    let mut config = Config::load(path.as_deref(), env)?;
-    a.apply(&mut config);
-    Ok(config)
+/// The config `run` and `check-config` use: file, environment, flags (the
+/// flags as `m`, the subcommand's matches, tells which were given).
+fn load_config(a: &RunArgs, m: &ArgMatches) -> Result<RunConfig> {
+    Ok(RunConfig::load(&a.file, m, |k| std::env::var(k).ok())?)
 }
 
-fn check_config_cmd(a: CheckConfigArgs) -> Result<()> {
+fn check_config_cmd(a: CheckConfigArgs, m: &ArgMatches) -> Result<()> {
     // Before any thread: this may set AWS_SHARED_CREDENTIALS_FILE.
     adsb_kinesis::service::adopt_systemd_aws_credentials();
     let opts = adsb_kinesis::check::CheckOptions {
         online: a.online,
         require_stream: a.require_stream,
     };
-    let config = load_config(a.run)?;
+    let config = load_config(&a.run, m)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -749,10 +548,10 @@ fn check_config_cmd(a: CheckConfigArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_cmd(a: RunArgs) -> Result<()> {
+fn run_cmd(a: RunArgs, m: &ArgMatches) -> Result<()> {
     // Before any thread: this may set AWS_SHARED_CREDENTIALS_FILE.
     let creds = adsb_kinesis::service::adopt_systemd_aws_credentials();
-    let config = load_config(a)?;
+    let config = load_config(&a, m)?;
     config.validate()?;
     init_tracing();
     if let Some(f) = creds {
@@ -785,7 +584,12 @@ fn devices() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // The matches are kept: the config layers ask them which flags were
+    // given on the command line.
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -812,14 +616,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let sub = |name: &str| {
+        matches
+            .subcommand_matches(name)
+            .cloned()
+            .unwrap_or_default()
+    };
     let result = match cli.command {
         Command::Decode(a) => decode(a),
         Command::Simulate(a) => simulate_cmd(a),
         Command::Demo(a) => demo(a),
-        Command::Run(a) => run_cmd(*a),
+        Command::Run(a) => run_cmd(*a, &sub("run")),
         #[cfg(feature = "aws")]
-        Command::Tail(a) => tail_cmd::tail(a),
-        Command::CheckConfig(a) => check_config_cmd(*a),
+        Command::Tail(a) => tail_cmd::tail(a, &sub("tail")),
+        Command::CheckConfig(a) => check_config_cmd(*a, &sub("check-config")),
         Command::Devices => devices(),
     };
     match result {

@@ -4,28 +4,22 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use clap::Args;
+use clap::{ArgMatches, Args};
 
-use adsb_kinesis::daemon;
-use adsb_kinesis::kinesis::aws::{AwsOptions, StreamId};
-use adsb_kinesis::kinesis::send::RetryPolicy;
+use adsb_kinesis::aws::AwsOptions;
+use adsb_kinesis::config::{self, units, ConfigFile, KinesisConfig, Layer};
 use adsb_kinesis::kinesis::shards::{parse_start, StartAt};
 use adsb_kinesis::kinesis::tail::{self, TailError, TailOptions, TailOutput};
 
+/// `tail`'s flags: the stream and the connection as `run` takes them
+/// (flags, ADSB_KINESIS_* variables, the --config file), then how to show
+/// it.
 #[derive(Args)]
 pub struct TailArgs {
-    /// Stream name or ARN (also ADSB_KINESIS_STREAM or ADSB_KINESIS_STREAM_ARN, as for run)
-    #[arg(long)]
-    stream: Option<String>,
-    /// AWS region [default: ADSB_KINESIS_REGION, else the AWS default chain]
-    #[arg(long)]
-    region: Option<String>,
-    /// Kinesis endpoint URL (LocalStack, moto, VPC endpoint) [default: ADSB_KINESIS_ENDPOINT_URL]
-    #[arg(long)]
-    endpoint_url: Option<String>,
-    /// AWS shared-config profile [default: ADSB_KINESIS_PROFILE, AWS_PROFILE or default]
-    #[arg(long)]
-    profile: Option<String>,
+    #[command(flatten)]
+    file: ConfigFile,
+    #[command(flatten)]
+    kinesis: KinesisConfig,
     /// Where to start: latest, trim-horizon, an RFC 3339 time or Unix seconds
     #[arg(long, default_value = "latest", value_parser = parse_start)]
     from: StartAt,
@@ -36,7 +30,7 @@ pub struct TailArgs {
     #[arg(long)]
     table: bool,
     /// Table refresh period: 1s, 500ms [default: 1s on a terminal, 10s otherwise]
-    #[arg(long, value_parser = daemon::parse_duration)]
+    #[arg(long, value_parser = units::parse_duration)]
     interval: Option<Duration>,
     /// Pause between GetRecords calls of a caught-up shard, ms (for tests) [default: 1000]
     #[arg(long, hide = true, default_value = "1000")]
@@ -44,15 +38,6 @@ pub struct TailArgs {
     /// Shard list refresh period, ms (for tests) [default: 30000]
     #[arg(long, hide = true, default_value = "30000")]
     relist_ms: u64,
-    /// First retry pause bound, ms (for tests) [default: 100]
-    #[arg(long, hide = true, default_value = "100")]
-    retry_base_ms: u64,
-    /// Largest retry pause, ms (for tests) [default: 10000]
-    #[arg(long, hide = true, default_value = "10000")]
-    retry_max_ms: u64,
-    /// Bound on one request, ms [default: 10000]
-    #[arg(long, hide = true, default_value = "10000")]
-    request_timeout_ms: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
@@ -60,32 +45,13 @@ enum OutputArg {
     Sbs,
 }
 
-/// A flag, else `ADSB_KINESIS_<NAME>` (non-empty), as `run` reads them.
-fn or_env(flag: Option<String>, name: &str) -> Option<String> {
-    flag.or_else(|| {
-        std::env::var(format!("{}{name}", daemon::ENV_PREFIX))
-            .ok()
-            .filter(|v| !v.is_empty())
-    })
-}
-
-fn options(a: TailArgs) -> Result<TailOptions> {
-    let stream = match (or_env(a.stream, "STREAM"), or_env(None, "STREAM_ARN")) {
-        (Some(s), _) if s.starts_with("arn:") => StreamId::Arn(s),
-        (Some(s), _) => StreamId::Name(s),
-        (None, Some(arn)) => StreamId::Arn(arn),
-        (None, None) => bail!("tail needs --stream NAME|ARN (or ADSB_KINESIS_STREAM)"),
+fn options(a: TailArgs, m: &ArgMatches) -> Result<TailOptions> {
+    let layers: Layer = config::layers(&a.file, m, |k| std::env::var(k).ok())?;
+    let kinesis: KinesisConfig = layers.section()?;
+    kinesis.validate()?;
+    let Some(stream) = kinesis.stream_id() else {
+        bail!("tail needs --stream NAME|ARN (or ADSB_KINESIS_STREAM)");
     };
-    if let StreamId::Name(n) = &stream {
-        // CreateStream reference: names are 1-128 of [a-zA-Z0-9_.-].
-        if n.len() > 128
-            || !n
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
-        {
-            bail!("--stream {n:?} is not a stream name (1-128 of a-z A-Z 0-9 _ . -) or an ARN");
-        }
-    }
     let ms = |v: u64, flag: &str| {
         if v == 0 {
             bail!("--{flag} must be above 0");
@@ -100,12 +66,7 @@ fn options(a: TailArgs) -> Result<TailOptions> {
     };
     let _ = a.output;
     Ok(TailOptions {
-        aws: AwsOptions {
-            region: or_env(a.region, "REGION"),
-            endpoint_url: or_env(a.endpoint_url, "ENDPOINT_URL"),
-            profile: or_env(a.profile, "PROFILE"),
-            request_timeout: ms(a.request_timeout_ms, "request-timeout-ms")?,
-        },
+        aws: AwsOptions::from(&kinesis),
         stream,
         from: a.from,
         output: if a.table {
@@ -116,16 +77,12 @@ fn options(a: TailArgs) -> Result<TailOptions> {
         poll: ms(a.poll_ms, "poll-ms")?,
         relist: ms(a.relist_ms, "relist-ms")?,
         refresh: interval,
-        retry: RetryPolicy {
-            base: ms(a.retry_base_ms, "retry-base-ms")?,
-            cap: ms(a.retry_max_ms, "retry-max-ms")?,
-            config_retry: Duration::from_secs(60),
-        },
+        retry: kinesis.retry(),
     })
 }
 
-pub fn tail(a: TailArgs) -> Result<()> {
-    let opts = options(a)?;
+pub fn tail(a: TailArgs, m: &ArgMatches) -> Result<()> {
+    let opts = options(a, m)?;
     super::init_tracing();
     let result = super::until_signalled(|shutdown| tail::run(opts, shutdown))?;
     match result {

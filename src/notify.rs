@@ -332,7 +332,7 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::tests::env;
+    use crate::config::tests::env;
 
     #[test]
     fn watchdog_is_ours_only_for_our_pid() {

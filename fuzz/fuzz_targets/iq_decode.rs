@@ -11,7 +11,7 @@
 use adsb_kinesis::decoder::IqDecoder;
 use adsb_kinesis::demod::Rate;
 use adsb_kinesis::iq::SampleFormat;
-use adsb_kinesis::modes::{self, accept::Received};
+use adsb_kinesis::modes;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -65,15 +65,16 @@ struct Seen {
 
 fn decode(format: SampleFormat, rate: Rate, fix_bits: u8, signal: &[u8], chunk: usize) -> Decoded {
     let mut dec = IqDecoder::new(format, rate, fix_bits);
-    let mut out: Vec<Received> = Vec::new();
+    let mut out = Vec::new();
     for c in signal.chunks(chunk) {
         dec.push(c, &mut out);
     }
     let rest = dec.finish(&mut out);
+    assert_eq!(dec.unparsed(), 0, "an accepted frame does not parse");
     let frames = out
         .iter()
         .map(|r| Seen {
-            bytes: r.bytes().to_vec(),
+            bytes: r.frame.bytes().to_vec(),
             sample: r.sample,
             repaired: r.repaired,
             late: r.late,

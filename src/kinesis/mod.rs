@@ -9,7 +9,7 @@
 //!
 //! `record`, `batch` and `spool` are pure and synchronous (time is passed
 //! in, files use `std::fs`), so they test without tokio, AWS or sleeping.
-//! `send` (tasks, retry with backoff) and `aws` (SDK calls) build on them.
+//! `send` (tasks, retry with backoff) and `put` (SDK calls) build on them.
 //!
 //! - [`record`]: [`Record`] (partition key + data, knows its
 //!   encoded size), the Kinesis limits, and the `--pack-lines` packer.
@@ -18,8 +18,8 @@
 //! - [`spool`]: the append-only, checksummed on-disk queue.
 //! - [`send`]: the batch and sender tasks, the retry policy and the spool
 //!   they share (tokio; edge).
-//! - `aws`: the SDK client, start-up checks and error classification
-//!   (edge; the `aws` cargo feature, on by default).
+//! - `put`: `PutRecords` over the SDK client of [`crate::aws`] (edge; the
+//!   `aws` cargo feature, on by default).
 //! - [`target`]: the stream id and the endpoint URL check.
 //! - [`shards`]: which shards `tail` may read, parents before children
 //!   (pure); `tail`: the `tail` command's shard readers (edge, `aws`).
@@ -59,10 +59,10 @@
 //! first, before new data. Consumers that need strict order sort by the SBS
 //! timestamps.
 
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod batch;
 mod crc32;
+#[cfg(feature = "aws")]
+pub mod put;
 pub mod record;
 pub mod send;
 pub mod shards;

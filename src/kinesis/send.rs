@@ -12,7 +12,7 @@
 //!                                     │ queue first, then spool
 //!                                     ▼
 //!                               sender task ── PutRecords, retry failed
-//!                                              entries (backon, full jitter)
+//!                                              entries (crate::retry, equal jitter)
 //! ```
 //!
 //! # Never blocking the radio
@@ -31,10 +31,9 @@
 //!
 //! One request is in flight at a time. Only the entries a `PutRecords`
 //! response marks failed are sent again; a request that failed whole is
-//! sent again whole. The pause before the n-th retry of a batch is drawn
-//! uniformly from `0..=min(cap, base·2ⁿ)` ("full jitter"): backon gives the
-//! capped exponential schedule, the draw is ours (backon's own jitter adds
-//! `0..delay` on top of the delay instead). Configuration errors (stream
+//! sent again whole. The pause before the n-th retry of a batch follows
+//! [`crate::retry`]: drawn from `d/2..=d`, `d = min(cap, base·2ⁿ)`
+//! ("equal jitter"), so every retry has a floor. Configuration errors (stream
 //! missing, access denied, KMS key unusable) wait `config_retry` between
 //! attempts and are logged once, naming the stream: the data stays in the
 //! spool, and a stream created later still receives it.
@@ -52,7 +51,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -62,6 +60,7 @@ use super::record::{
     Packer, PackerConfigError, Record, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES,
 };
 use super::spool::{Spool, SpoolError, SpoolPos};
+use crate::retry::{Backoff, RetryPolicy};
 use crate::sbs::SbsLine;
 
 /// Batches held in memory between the batch task and the sender before
@@ -74,6 +73,7 @@ const SYNC_EVERY: Duration = Duration::from_secs(30);
 /// How a whole `PutRecords` request (or `DescribeStreamSummary`) failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestFailure {
+    /// What kind of failure, for the retry decision.
     pub class: ErrorClass,
     /// The request may have been stored (timeout, connection lost after
     /// sending, unreadable or 5xx response): resending may duplicate.
@@ -94,7 +94,7 @@ impl std::fmt::Display for RequestFailure {
 }
 
 /// The one call the sender makes. Implemented over the AWS SDK client in
-/// [`super::aws`]; tests implement it in memory.
+/// [`super::put`]; tests implement it in memory.
 pub trait PutRecordsApi: Send + Sync + 'static {
     /// Send one request (the caller has checked it with
     /// [`check_request`]). On success, one result per record, in order.
@@ -102,53 +102,6 @@ pub trait PutRecordsApi: Send + Sync + 'static {
         &self,
         records: &[Record],
     ) -> impl std::future::Future<Output = Result<Vec<EntryResult>, RequestFailure>> + Send;
-}
-
-/// Retry timing. `base` and `cap` bound the exponential schedule;
-/// configuration errors wait `config_retry` instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub cap: Duration,
-    pub config_retry: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(10),
-            config_retry: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Pauses between retries of one batch: capped exponential (backon), full
-/// jitter (ours). Also paces `tail`'s retries.
-pub(crate) struct Backoff {
-    schedule: ExponentialBackoff,
-    cap: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new(p: &RetryPolicy) -> Self {
-        let base = p.base.max(Duration::from_millis(1));
-        Backoff {
-            schedule: ExponentialBuilder::default()
-                .with_min_delay(base)
-                .with_max_delay(p.cap.max(base))
-                .with_factor(2.0)
-                .without_max_times()
-                .build(),
-            cap: p.cap.max(base),
-        }
-    }
-
-    /// The next pause: uniform in `0..=delay`.
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let delay = self.schedule.next().unwrap_or(self.cap).min(self.cap);
-        delay.mul_f64(fastrand::f64())
-    }
 }
 
 /// Sender counters, kept together: the tasks add, the stats line reads.
@@ -464,17 +417,33 @@ fn append_all(
 /// Settings of the batch task.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchOptions {
+    /// Up to this many consecutive lines of one aircraft per record.
     pub pack_lines: usize,
+    /// Largest record, data + partition key.
     pub max_record_bytes: usize,
+    /// Longest wait before a batch is sent.
     pub linger: Duration,
+}
+
+/// What the batch task reads: anything that may carry an SBS line (the
+/// outputs' items carry one when their frame makes one).
+pub trait LineSource: Send + 'static {
+    /// The line, if any.
+    fn sbs_line(&self) -> Option<&SbsLine>;
+}
+
+impl LineSource for SbsLine {
+    fn sbs_line(&self) -> Option<&SbsLine> {
+        Some(self)
+    }
 }
 
 /// The batch task: SBS lines in (keyed by their ICAO address), batches out
 /// to the sender (or the spool). Everything held is flushed every `linger`, when a batch is
 /// full, and when the input closes. Returns once the last batch is handed
 /// on and the sender told that no more will come.
-pub async fn batch_stage(
-    mut rx: mpsc::Receiver<SbsLine>,
+pub async fn batch_stage<T: LineSource>(
+    mut rx: mpsc::Receiver<T>,
     out: Handoff,
     opts: BatchOptions,
     tel: Arc<SenderTelemetry>,
@@ -496,7 +465,8 @@ pub async fn batch_stage(
     loop {
         let flush = tokio::select! {
             item = rx.recv() => match item {
-                Some(line) => {
+                Some(item) => {
+                    let Some(line) = item.sbs_line() else { continue };
                     SenderTelemetry::add(&tel.lines_in, 1);
                     let (key, text) = (line.icao.to_string(), line.to_string());
                     match packer.push(&key, &text) {
@@ -558,7 +528,11 @@ fn push(
 pub struct SenderOptions {
     /// How the stream is named in log lines.
     pub stream: String,
+    /// The schedule of retries after throttling and transient errors.
     pub retry: RetryPolicy,
+    /// The pause after a configuration error (stream missing, access
+    /// denied): long, as only an operator can fix it.
+    pub config_retry: Duration,
 }
 
 /// A batch being delivered.
@@ -695,7 +669,7 @@ async fn deliver<A: PutRecordsApi>(
     log: &mut ErrorLog,
 ) -> JobEnd {
     let mut pending = job.pending;
-    let mut backoff = Backoff::new(&opts.retry);
+    let mut backoff: Backoff = opts.retry.backoff();
     let mut first = true;
     loop {
         if pending.is_empty() {
@@ -762,7 +736,7 @@ async fn deliver<A: PutRecordsApi>(
                         }
                         pending = failed.into_iter().map(|f| f.record).collect();
                         if all_config {
-                            opts.retry.config_retry
+                            opts.config_retry
                         } else {
                             backoff.next_delay()
                         }
@@ -787,7 +761,7 @@ async fn deliver<A: PutRecordsApi>(
                         SenderTelemetry::add(&tel.throttles, 1);
                         backoff.next_delay()
                     }
-                    ErrorClass::Configuration => opts.retry.config_retry,
+                    ErrorClass::Configuration => opts.config_retry,
                     _ => backoff.next_delay(),
                 }
             }

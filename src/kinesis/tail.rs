@@ -58,12 +58,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::aws::{self, classify, AwsOptions, Kinesis, StartError, StreamId};
 use super::batch::ErrorClass;
 use super::record::record_lines;
-use super::send::{Backoff, RequestFailure, RetryPolicy};
+use super::send::RequestFailure;
 use super::shards::{ShardInfo, ShardPlan, StartAt};
+use crate::aws::{self, classify, AwsOptions, Kinesis, StartError, StreamId};
 use crate::fleet::{Fleet, ShardStatus};
+use crate::retry::{Backoff, RetryPolicy};
 use crate::sbs::{unix_ms_now, SbsLine};
 
 /// Most records one GetRecords returns (GetRecords reference: "The
@@ -96,7 +97,7 @@ pub struct TailOptions {
     pub relist: Duration,
     /// Table refresh period.
     pub refresh: Duration,
-    /// Backoff on throttling and transient errors (`config_retry` unused).
+    /// Backoff on throttling and transient errors.
     pub retry: RetryPolicy,
 }
 
@@ -347,7 +348,7 @@ async fn read_shard<A: ShardsApi>(
     let mut first = true;
     let mut last_seq: Option<String> = None;
     let mut iterator: Option<String> = None;
-    let mut backoff = Backoff::new(&retry);
+    let mut backoff = retry.backoff();
     loop {
         if cancel.is_cancelled() {
             return Ok(ShardEnd::Stopped);
@@ -380,7 +381,7 @@ async fn read_shard<A: ShardsApi>(
         };
         match batch {
             Ok(b) => {
-                backoff = Backoff::new(&retry);
+                backoff = retry.backoff();
                 let got = b.records.len();
                 if let Some(r) = b.records.last() {
                     last_seq = Some(r.sequence.clone());
@@ -440,7 +441,7 @@ async fn list_with_retry<A: ShardsApi>(
     t: &TailTelemetry,
     cancel: &CancellationToken,
 ) -> Result<Option<Vec<ShardInfo>>, RequestFailure> {
-    let mut backoff = Backoff::new(&retry);
+    let mut backoff = retry.backoff();
     loop {
         match api.list_shards().await {
             Ok(s) => return Ok(Some(s)),
@@ -858,7 +859,6 @@ mod tests {
             retry: RetryPolicy {
                 base: Duration::from_millis(1),
                 cap: Duration::from_millis(5),
-                config_retry: Duration::from_secs(1),
             },
         }
     }

@@ -135,6 +135,23 @@ pub enum SimConfigError {
     Aircraft(usize),
 }
 
+impl SimConfigError {
+    /// The option of `run` or `simulate` that holds the bad value: the
+    /// receiver's position is `lat`/`lon` there.
+    pub fn field(&self) -> &'static str {
+        match self {
+            SimConfigError::SampleRate(_) => "sample_rate",
+            SimConfigError::Duration(_) => "duration",
+            SimConfigError::Snr(_) => "snr",
+            SimConfigError::Overlap(_) => "overlap",
+            SimConfigError::Receiver((lat, _)) if !(-80.0..=80.0).contains(lat) => "lat",
+            SimConfigError::Receiver(_) => "lon",
+            SimConfigError::FreqOffset(_) => "max_freq_offset_hz",
+            SimConfigError::Aircraft(_) => "aircraft",
+        }
+    }
+}
+
 impl SimConfig {
     /// Checks every field; [`Simulator::try_new`] calls this.
     pub fn validate(&self) -> Result<(), SimConfigError> {

@@ -22,6 +22,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::SourceTelemetry;
+use crate::decoder::Decoded;
 use crate::modes::accept::{Acceptor, Received};
 
 /// The escape and start-of-message byte.
@@ -237,13 +238,14 @@ impl BeastFrames {
         }
     }
 
-    /// Decode `input`; frames accepted (now or released from hold) go to
-    /// `emit`, which returns false when the pipeline has closed. Returns
-    /// (accepted, refused by CRC / acceptance) counts, or `None` if closed.
+    /// Decode `input`; frames accepted (now or released from hold), parsed,
+    /// go to `emit`, which returns false when the pipeline has closed.
+    /// Returns (accepted, refused by CRC / acceptance) counts, or `None` if
+    /// closed.
     pub fn push(
         &mut self,
         input: &[u8],
-        mut emit: impl FnMut(&Received) -> bool,
+        mut emit: impl FnMut(Decoded) -> bool,
     ) -> Option<(u64, u64)> {
         self.decoder.push(input, &mut self.messages);
         let now = (self.start.elapsed().as_secs_f64() * self.hz) as u64;
@@ -271,8 +273,10 @@ impl BeastFrames {
         }
         let n = self.accepted.len() as u64;
         for r in self.accepted.drain(..) {
-            if !emit(&r) {
-                return None;
+            if let Some(d) = Decoded::from_received(&r) {
+                if !emit(d) {
+                    return None;
+                }
             }
         }
         Some((n, refused))
@@ -295,7 +299,7 @@ const FEED: super::FeedNames = super::FeedNames {
 };
 
 /// Reads `addr` until cancelled, reconnecting with backoff; accepted
-/// frames, mapped by `map`, go to `tx` (see [`super::read_feed`]).
+/// frames, parsed and mapped by `map`, go to `tx` (see [`super::read_feed`]).
 pub async fn run<T>(
     addr: String,
     hz: u32,
@@ -303,7 +307,7 @@ pub async fn run<T>(
     token: CancellationToken,
     tel: Arc<SourceTelemetry>,
     tx: tokio::sync::mpsc::Sender<T>,
-    mut map: impl FnMut(&Received) -> Option<T>,
+    mut map: impl FnMut(Decoded) -> Option<T>,
 ) {
     let mut frames = BeastFrames::new(hz, fix_bits);
     let mut seen = BeastErrors::default();
@@ -397,12 +401,13 @@ mod tests {
         encode(b'3', 1, 2, &bad, &mut wire);
         let mut f = BeastFrames::new(2_400_000, 1);
         let mut got = Vec::new();
-        let counts = f.push(&wire, |r| {
-            got.push(*r);
+        let counts = f.push(&wire, |d| {
+            got.push(d);
             true
         });
         assert_eq!(counts, Some((1, 1)));
-        assert_eq!(got[0].bytes(), &DF17[..]);
+        assert_eq!(got[0].frame.bytes(), &DF17[..]);
+        assert_eq!(got[0].frame.icao.to_string(), "4840D6");
     }
 
     proptest::proptest! {

@@ -6,31 +6,30 @@
 //! - [`beast`]: already-demodulated frames from a readsb / dump1090-fa
 //!   Beast port (30005); they join the pipeline at frame acceptance.
 //! - [`sbsin`]: finished SBS lines from a feeder's port 30003, forwarded.
-//! - [`listen`]: `--sbs-listen`, our SBS lines served to local clients.
+//! - [`SourceSpec`]: how a source is named; [`Samples`]: the IQ sources
+//!   (simulator, file, dongle, rtl_tcp) behind one blocking `read`.
 //!
-//! IQ sources (dongle, rtl_tcp) are blocking readers called from the
-//! daemon's sdr thread, which hands them its recycled buffers. Frame and
-//! line sources are tokio tasks on sockets. All of them retry forever with
-//! capped exponential backoff: a feeder restarting or a dongle unplugged
-//! is a pause, never an exit; only shutdown stops them.
+//! IQ sources are blocking readers called from the daemon's sdr thread,
+//! which hands them its recycled buffers. Frame and line sources are tokio
+//! tasks on sockets. All of them retry forever on the schedule of
+//! [`RetryPolicy::SOURCES`]: a feeder restarting or a dongle unplugged is a
+//! pause, never an exit; only shutdown stops them.
 
 pub mod beast;
-pub mod listen;
 pub mod rtlsdr;
 pub mod rtltcp;
+mod samples;
 pub mod sbsin;
+mod spec;
+
+pub use samples::{IqInput, Samples, SamplesError};
+pub use spec::{ReplaySpeed, SourceSpec};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 
-/// First pause before reconnecting.
-pub const RETRY_MIN: Duration = Duration::from_millis(250);
-/// Longest pause between attempts: a dongle plugged back in or a feeder
-/// restarted is found within this.
-pub const RETRY_MAX: Duration = Duration::from_secs(30);
+use crate::retry::{Backoff, RetryPolicy};
 
 /// The source's counters, kept together and logged on the stats line.
 #[derive(Debug, Default)]
@@ -45,10 +44,6 @@ pub struct SourceTelemetry {
     pub rejects: AtomicU64,
     /// Frames or lines taken from the source.
     pub accepted: AtomicU64,
-    /// `--sbs-listen` clients now connected.
-    pub listen_clients: AtomicU64,
-    /// `--sbs-listen` clients dropped for not keeping up.
-    pub listen_dropped: AtomicU64,
     /// An IQ source (dongle, rtl_tcp) is pausing between attempts to open
     /// or reconnect: no samples, and none missed through a fault of ours.
     /// The watchdog counts this as alive, since a restart would only do
@@ -64,8 +59,6 @@ pub struct SourceStats {
     pub garbage_bytes: u64,
     pub rejects: u64,
     pub accepted: u64,
-    pub listen_clients: u64,
-    pub listen_dropped: u64,
 }
 
 impl SourceTelemetry {
@@ -77,8 +70,6 @@ impl SourceTelemetry {
             garbage_bytes: get(&self.garbage_bytes),
             rejects: get(&self.rejects),
             accepted: get(&self.accepted),
-            listen_clients: get(&self.listen_clients),
-            listen_dropped: get(&self.listen_dropped),
         }
     }
 
@@ -96,62 +87,6 @@ impl SourceTelemetry {
     }
 }
 
-/// Pauses between reconnection attempts: capped exponential with jitter
-/// (backon, as the Kinesis sender uses), restarted after a success.
-pub struct Retry {
-    schedule: ExponentialBackoff,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry {
-            schedule: Self::fresh(),
-        }
-    }
-}
-
-impl Retry {
-    fn fresh() -> ExponentialBackoff {
-        ExponentialBuilder::default()
-            .with_min_delay(RETRY_MIN)
-            .with_max_delay(RETRY_MAX)
-            .with_jitter()
-            .without_max_times()
-            .build()
-    }
-
-    /// The next pause.
-    pub fn next_delay(&mut self) -> Duration {
-        self.schedule.next().unwrap_or(RETRY_MAX)
-    }
-
-    /// A connection worked: the next failure starts from the shortest pause.
-    pub fn reset(&mut self) {
-        self.schedule = Self::fresh();
-    }
-
-    /// Sleeps the next pause on a blocking thread; false if cancelled.
-    pub fn sleep_blocking(&mut self, token: &CancellationToken) -> bool {
-        let until = std::time::Instant::now() + self.next_delay();
-        while !token.is_cancelled() {
-            let now = std::time::Instant::now();
-            if now >= until {
-                return true;
-            }
-            std::thread::sleep((until - now).min(Duration::from_millis(100)));
-        }
-        false
-    }
-
-    /// Sleeps the next pause in a task; false if cancelled.
-    pub async fn sleep(&mut self, token: &CancellationToken) -> bool {
-        tokio::select! {
-            _ = token.cancelled() => false,
-            _ = tokio::time::sleep(self.next_delay()) => true,
-        }
-    }
-}
-
 /// Connects a network input (`source` names it in logs) to `addr`,
 /// retrying with `retry`'s pauses and counting in `tel`; a failure is
 /// logged with `hint`, what the user should check. `None` once `token` is
@@ -160,7 +95,7 @@ pub async fn connect(
     source: &'static str,
     addr: &str,
     hint: &str,
-    retry: &mut Retry,
+    retry: &mut Backoff,
     token: &CancellationToken,
     tel: &SourceTelemetry,
 ) -> Option<tokio::net::TcpStream> {
@@ -222,7 +157,7 @@ pub async fn read_feed<T>(
         label,
         hint,
     } = *names;
-    let mut retry = Retry::default();
+    let mut retry = RetryPolicy::SOURCES.backoff();
     let mut buf = vec![0u8; 16 * 1024];
     let mut batch = Vec::new();
     while !token.is_cancelled() {
@@ -374,15 +309,5 @@ mod tests {
         assert_eq!(nearest_gain(&r820t, 400), Some(402));
         assert_eq!(nearest_gain(&r820t, -50), Some(0));
         assert_eq!(nearest_gain(&[], 100), None);
-    }
-
-    #[test]
-    fn retry_grows_to_the_cap_and_resets() {
-        let mut r = Retry::default();
-        let first: Vec<Duration> = (0..20).map(|_| r.next_delay()).collect();
-        assert!(first.iter().all(|d| *d <= RETRY_MAX * 2));
-        assert!(first[15..].iter().any(|d| *d >= RETRY_MAX / 2), "{first:?}");
-        r.reset();
-        assert!(r.next_delay() <= RETRY_MIN * 2);
     }
 }

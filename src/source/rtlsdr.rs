@@ -14,7 +14,8 @@ use rtl_sdr_rs::{DeviceId, RtlSdr, TunerGain};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{nearest_gain, Retry, SourceTelemetry, Tuning};
+use super::{nearest_gain, SourceTelemetry, Tuning};
+use crate::retry::{Backoff, RetryPolicy};
 
 /// Which dongle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +177,7 @@ pub struct Dongle {
     sdr: Option<RtlSdr>,
     last_trouble: Option<Trouble>,
     repeats: u32,
-    retry: Retry,
+    retry: Backoff,
     token: CancellationToken,
     tel: Arc<SourceTelemetry>,
 }
@@ -194,7 +195,7 @@ impl Dongle {
             sdr: None,
             last_trouble: None,
             repeats: 0,
-            retry: Retry::default(),
+            retry: RetryPolicy::SOURCES.backoff(),
             token,
             tel,
         }

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Retry, SourceTelemetry, Tuning};
+use super::{SourceTelemetry, Tuning};
+use crate::retry::{Backoff, RetryPolicy};
 
 /// Bound on connecting, and on the header arriving.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,7 +96,7 @@ pub struct RtlTcp {
     /// sample, padded so I and Q stay paired across the reconnection.
     bytes_here: u64,
     pad_pending: bool,
-    retry: Retry,
+    retry: Backoff,
     token: CancellationToken,
     tel: Arc<SourceTelemetry>,
 }
@@ -113,7 +114,7 @@ impl RtlTcp {
             stream: None,
             bytes_here: 0,
             pad_pending: false,
-            retry: Retry::default(),
+            retry: RetryPolicy::SOURCES.backoff(),
             token,
             tel,
         }

@@ -72,13 +72,14 @@ const FEED: super::FeedNames = super::FeedNames {
     hint: "cannot connect to the SBS feed (is the feeder's port 30003 output enabled?)",
 };
 
-/// Reads `addr` until cancelled, reconnecting with backoff; valid lines
-/// go to `tx` (see [`super::read_feed`]).
-pub async fn run(
+/// Reads `addr` until cancelled, reconnecting with backoff; valid lines,
+/// mapped by `map`, go to `tx` (see [`super::read_feed`]).
+pub async fn run<T>(
     addr: String,
     token: CancellationToken,
     tel: Arc<SourceTelemetry>,
-    tx: tokio::sync::mpsc::Sender<SbsLine>,
+    tx: tokio::sync::mpsc::Sender<T>,
+    mut map: impl FnMut(SbsLine) -> T,
 ) {
     let mut split = LineSplitter::default();
     super::read_feed(&FEED, &addr, &token, &tel, &tx, |bytes, first, batch| {
@@ -100,7 +101,7 @@ pub async fn run(
                         l.logged_ms = l.generated_ms;
                     }
                     SourceTelemetry::add(&tel.accepted, 1);
-                    batch.push(l);
+                    batch.push(map(l));
                 }
                 Err(e) => {
                     SourceTelemetry::add(&tel.rejects, 1);

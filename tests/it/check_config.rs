@@ -1,9 +1,8 @@
 //! `adsb-kinesis check-config`, the unit's ExecStartPre=: one line, exit 0
 //! if `run` could start with this configuration, non-zero if not. Offline
 //! checks make no network call; `--online` asks a real moto server.
-#![cfg(feature = "aws")]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output, Stdio};
 

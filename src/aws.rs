@@ -1,6 +1,8 @@
-//! The AWS glue of the Kinesis sink: building the SDK client, the checks
-//! made at start (region, credentials, stream), and [`PutRecordsApi`] over
-//! the SDK, with its errors classified rather than stringified. An edge
+//! The AWS glue shared by `run`, `tail` and `check-config`: one builder of
+//! the SDK configuration (the default chain plus our overrides), the
+//! checks made at start (region, credentials, stream), and [`Kinesis`],
+//! the client bound to one stream, with its errors classified rather than
+//! stringified (its `PutRecordsApi` is in [`crate::kinesis::put`]). An edge
 //! module.
 //!
 //! The SDK's own retries are off ([`RetryConfig::disabled`]): the sender's
@@ -17,15 +19,13 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
-use super::batch::{EntryResult, ErrorClass};
-use super::record::Record;
-use super::send::{PutRecordsApi, RequestFailure};
-pub use super::target::{check_endpoint_url, StreamId};
+use crate::config::KinesisConfig;
+use crate::kinesis::batch::ErrorClass;
+use crate::kinesis::send::RequestFailure;
+pub use crate::kinesis::target::{check_endpoint_url, StreamId};
 
 /// Longest wait for a TCP (and TLS) connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,46 +35,116 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// container, IMDS).
 #[derive(Debug, Clone, Default)]
 pub struct AwsOptions {
+    /// The region, over the chain's.
     pub region: Option<String>,
+    /// Another endpoint (moto, LocalStack, a VPC endpoint).
     pub endpoint_url: Option<String>,
+    /// The shared-config profile, over `AWS_PROFILE`.
     pub profile: Option<String>,
     /// Bound on one attempt (one request and its response).
     pub request_timeout: Duration,
+}
+
+impl From<&KinesisConfig> for AwsOptions {
+    fn from(k: &KinesisConfig) -> AwsOptions {
+        AwsOptions {
+            region: k.region.clone(),
+            endpoint_url: k.endpoint_url.clone(),
+            profile: k.profile.clone(),
+            request_timeout: Duration::from_millis(k.request_timeout_ms),
+        }
+    }
+}
+
+/// Whether the SDK may use the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// HTTPS, for real requests.
+    Online,
+    /// Every request fails at once without being sent: `check-config`
+    /// resolves the chain this way, so a boot without network passes.
+    Offline,
+}
+
+/// What the credential chain said at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// Found.
+    Found,
+    /// Not available yet for a reason the network may cure (SSO, STS,
+    /// IMDS unreachable, or not tried offline); the text says why.
+    NotYet(String),
 }
 
 /// Why the sink cannot start. One line each, naming what to fix.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("no AWS region: set --region, AWS_REGION, or region in the AWS profile")]
+    /// No region anywhere in the chain.
+    #[error("no AWS region: set --region, AWS_REGION or ADSB_KINESIS_REGION, or region in the AWS profile")]
     NoRegion,
+    /// The chain has no credentials.
     #[error("no AWS credentials: {0} (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile with --profile or AWS_PROFILE, SSO, or run where a role is available)")]
     NoCredentials(String),
+    /// The credentials are misconfigured (a profile that does not parse).
     #[error("AWS credentials: {0}")]
     Credentials(String),
+    /// `--endpoint-url` is not a URL the SDK can use.
     #[error("bad endpoint URL {url:?}: {reason}")]
-    BadEndpoint { url: String, reason: &'static str },
+    BadEndpoint {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The stream is missing or not ours to use.
     #[error("stream {stream} (region {region}): {failure}")]
     Stream {
+        /// The stream.
         stream: String,
+        /// The region asked.
         region: String,
+        /// Kinesis's answer.
         failure: RequestFailure,
     },
+}
+
+/// The SDK client, its region and what the credential chain said.
+pub struct Connected {
+    /// The Kinesis client.
+    pub client: Client,
+    /// The region in use.
+    pub region: String,
+    /// The credentials' state.
+    pub credentials: Credentials,
 }
 
 /// Build the SDK client: default chain plus our overrides, HTTPS with
 /// rustls on ring, SDK retries off, attempt timeout. Checks that a region
 /// is known and that credentials can be found.
 pub async fn client(opts: &AwsOptions) -> Result<(Client, String), StartError> {
+    let c = connect(opts, Network::Online).await?;
+    if let Credentials::NotYet(why) = &c.credentials {
+        tracing::warn!("AWS credentials not available yet: {why}; starting anyway");
+    }
+    Ok((c.client, c.region))
+}
+
+/// [`client`] with the network chosen, and the credentials' state
+/// returned rather than logged.
+pub async fn connect(opts: &AwsOptions, network: Network) -> Result<Connected, StartError> {
     if let Some(url) = &opts.endpoint_url {
         check_endpoint_url(url).map_err(|reason| StartError::BadEndpoint {
             url: url.clone(),
             reason,
         })?;
     }
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let http = match network {
+        Network::Online => aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https(),
+        Network::Offline => offline::client(),
+    };
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(opts.request_timeout)
@@ -97,8 +167,8 @@ pub async fn client(opts: &AwsOptions) -> Result<(Client, String), StartError> {
     let creds = sdk
         .credentials_provider()
         .ok_or_else(|| StartError::NoCredentials("no credentials provider".into()))?;
-    match creds.provide_credentials().await {
-        Ok(_) => {}
+    let credentials = match creds.provide_credentials().await {
+        Ok(_) => Credentials::Found,
         Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
             return Err(StartError::NoCredentials(one_line(&e)));
         }
@@ -108,16 +178,42 @@ pub async fn client(opts: &AwsOptions) -> Result<(Client, String), StartError> {
         }
         // Timeouts and provider errors may be the network (SSO, STS, IMDS
         // unreachable at boot): start anyway, records spool meanwhile.
-        Err(e) => tracing::warn!(
-            "AWS credentials not available yet: {}; starting anyway",
-            one_line(&e)
-        ),
-    }
+        Err(e) => Credentials::NotYet(one_line(&e)),
+    };
     let mut conf = aws_sdk_kinesis::config::Builder::from(&sdk);
     if let Some(url) = &opts.endpoint_url {
         conf = conf.endpoint_url(url);
     }
-    Ok((Client::from_conf(conf.build()), region))
+    Ok(Connected {
+        client: Client::from_conf(conf.build()),
+        region,
+        credentials,
+    })
+}
+
+/// An HTTP client for the SDK that sends nothing: every request fails at
+/// once as a connection error.
+mod offline {
+    use aws_smithy_runtime_api::client::http::{
+        http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    #[derive(Debug)]
+    struct Refuse;
+
+    impl HttpConnector for Refuse {
+        fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
+            HttpConnectorFuture::ready(Err(ConnectorError::io(
+                "check-config without --online makes no network calls".into(),
+            )))
+        }
+    }
+
+    pub fn client() -> SharedHttpClient {
+        http_client_fn(|_, _| SharedHttpConnector::new(Refuse))
+    }
 }
 
 /// An error and its sources on one line, each cause once (the SDK repeats
@@ -144,14 +240,18 @@ fn squash(s: &str) -> String {
 /// The SDK client bound to one stream.
 #[derive(Clone)]
 pub struct Kinesis {
+    /// The SDK client.
     pub client: Client,
+    /// The stream every call names.
     pub stream: StreamId,
 }
 
 /// A stream's state as `DescribeStreamSummary` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSummary {
+    /// `ACTIVE`, `UPDATING`, ...
     pub status: String,
+    /// Open shards.
     pub open_shards: i32,
 }
 
@@ -171,39 +271,6 @@ impl Kinesis {
                 .unwrap_or_default(),
             open_shards: s.map(|s| s.open_shard_count()).unwrap_or(0),
         })
-    }
-}
-
-impl PutRecordsApi for Kinesis {
-    async fn put_records(&self, records: &[Record]) -> Result<Vec<EntryResult>, RequestFailure> {
-        let mut entries = Vec::with_capacity(records.len());
-        for r in records {
-            let e = PutRecordsRequestEntry::builder()
-                .partition_key(r.partition_key.clone())
-                .data(Blob::new(r.data.clone()))
-                .build()
-                .map_err(|e| RequestFailure {
-                    class: ErrorClass::Configuration,
-                    outcome_unknown: false,
-                    code: None,
-                    message: e.to_string(),
-                })?;
-            entries.push(e);
-        }
-        let req = self.client.put_records().set_records(Some(entries));
-        let req = match &self.stream {
-            StreamId::Name(n) => req.stream_name(n),
-            StreamId::Arn(a) => req.stream_arn(a),
-        };
-        let out = req.send().await.map_err(|e| classify(&e))?;
-        Ok(out
-            .records()
-            .iter()
-            .map(|r| EntryResult {
-                error_code: r.error_code().map(str::to_owned),
-                error_message: r.error_message().map(str::to_owned),
-            })
-            .collect())
     }
 }
 

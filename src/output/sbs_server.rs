@@ -3,10 +3,11 @@
 //! decoder's port 30003 does (SBS_FORMAT.md §1: no handshake, every client
 //! gets the same stream, CRLF lines).
 //!
-//! A tee between the track stage and the sink. Each client has its own
-//! bounded queue filled with `try_send`: a client that does not keep up
-//! is disconnected and counted, so no client can slow the pipeline or the
-//! other clients down, and memory stays bounded.
+//! An output fed like the sink ([`Delivery::Wait`]): it never waits on a
+//! client. Each client has its own bounded queue filled with `try_send`:
+//! a client that does not keep up is disconnected and counted, so no
+//! client can slow the pipeline or the other clients down, and memory
+//! stays bounded.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -18,8 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
-use super::SourceTelemetry;
-use crate::sbs::SbsLine;
+use super::{Delivery, Feed, OutputTelemetry, Port, Wants};
 
 /// Lines queued per client before it counts as too slow.
 pub const CLIENT_QUEUE: usize = 1024;
@@ -49,14 +49,23 @@ async fn write_lines(mut sock: TcpStream, mut rx: mpsc::Receiver<Arc<str>>) {
     let _ = sock.shutdown().await;
 }
 
-/// Passes every line from `rx` on to `next`, and a copy to every client of
-/// `listener`. Returns when `rx` closes (or `next` does).
-pub async fn tee(
-    listener: TcpListener,
-    mut rx: mpsc::Receiver<SbsLine>,
-    next: mpsc::Sender<SbsLine>,
-    tel: Arc<SourceTelemetry>,
-) {
+/// Lines queued for the server task.
+const QUEUE: usize = 1024;
+
+/// Listens on `addr`; the port that feeds the server and its task, which
+/// returns when the feed closes.
+pub async fn start(
+    addr: &str,
+    tel: Arc<OutputTelemetry>,
+) -> std::io::Result<(Port, impl std::future::Future<Output = ()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    info!(addr = ?listener.local_addr().ok(), "sbs-listen: serving SBS lines");
+    let (port, feed) = Port::new("sbs-listen", QUEUE, Delivery::Wait, Wants::Lines);
+    Ok((port, serve(listener, feed, tel)))
+}
+
+/// Sends a copy of every line of `feed` to every client of `listener`.
+async fn serve(listener: TcpListener, mut feed: Feed, tel: Arc<OutputTelemetry>) {
     let mut clients: Vec<Client> = Vec::new();
     loop {
         tokio::select! {
@@ -67,20 +76,21 @@ pub async fn tee(
                     let writer = tokio::spawn(write_lines(sock, crx)).abort_handle();
                     info!(peer = %peer, "sbs-listen: client connected");
                     clients.push(Client { tx, writer, peer });
-                    tel.listen_clients.store(clients.len() as u64, Ordering::Relaxed);
+                    tel.sbs_clients.store(clients.len() as u64, Ordering::Relaxed);
                 }
                 // Out of file descriptors and the like: the pipeline goes on.
                 Err(e) => warn!(error = %e, "sbs-listen: accept failed"),
             },
-            line = rx.recv() => {
-                let Some(line) = line else { break };
+            item = feed.recv() => {
+                let Some(item) = item else { break };
+                let Some(line) = &item.line else { continue };
                 if !clients.is_empty() {
                     let text: Arc<str> = format!("{line}\r\n").into();
                     clients.retain(|c| match c.tx.try_send(text.clone()) {
                         Ok(()) => true,
                         Err(mpsc::error::TrySendError::Full(_)) => {
                             c.writer.abort();
-                            SourceTelemetry::add(&tel.listen_dropped, 1);
+                            OutputTelemetry::add(&tel.sbs_dropped, 1);
                             warn!(peer = %c.peer, queued = CLIENT_QUEUE,
                                 "sbs-listen: client too slow, disconnected");
                             false
@@ -90,10 +100,7 @@ pub async fn tee(
                             false
                         }
                     });
-                    tel.listen_clients.store(clients.len() as u64, Ordering::Relaxed);
-                }
-                if next.send(line).await.is_err() {
-                    break;
+                    tel.sbs_clients.store(clients.len() as u64, Ordering::Relaxed);
                 }
             }
         }

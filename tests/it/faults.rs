@@ -11,7 +11,7 @@
 //! they do not skip. They run one at a time, so that a real-time replay is
 //! not starved by the others on a small machine.
 
-mod common;
+use crate::common;
 use common::kinesis::*;
 use common::*;
 

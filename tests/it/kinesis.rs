@@ -8,7 +8,7 @@
 //! scripts/test installs it): without it these tests fail, they do not
 //! skip.
 
-mod common;
+use crate::common;
 use common::kinesis::*;
 use common::*;
 

@@ -1,6 +1,6 @@
 //! Bad input: one clear line, a non-zero exit, and never a panic.
 
-mod common;
+use crate::common;
 use common::*;
 use std::io::Write;
 

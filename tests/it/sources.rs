@@ -3,7 +3,7 @@
 //! disconnects included; `--sbs-listen` with a fast and a stalled client;
 //! the no-dongle path of `--source rtlsdr`.
 
-mod common;
+use crate::common;
 use common::*;
 
 use std::collections::HashMap;

@@ -15,7 +15,7 @@
 //! a child is read only after its parents is tested on the pure scheduler
 //! (src/kinesis/shards.rs) with split, merge and grandchild cases.
 
-mod common;
+use crate::common;
 use common::kinesis::*;
 use common::*;
 
@@ -536,7 +536,7 @@ fn bad_flags_are_one_line_errors() {
         (vec!["tail", "--stream", "bad name!"], "not a stream name"),
         (
             vec!["tail", "--stream", "x", "--endpoint-url", "localhost:1"],
-            "bad endpoint URL",
+            "endpoint_url: ",
         ),
         (
             vec!["tail", "--stream", "x", "--table", "--interval", "0s"],

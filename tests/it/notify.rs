@@ -5,7 +5,7 @@
 //! The unhealthy cases are provoked for real: a FIFO source whose writer
 //! stops (no samples), and a stdout nobody reads (a wedged sink).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;

@@ -1,7 +1,7 @@
 //! The real recordings in shared/testdata/iq against what dump1090-fa,
 //! readsb and antirez dump1090 found on them (shared/testdata/reference).
 
-mod common;
+use crate::common;
 use common::*;
 use std::collections::{BTreeSet, HashMap};
 

@@ -50,7 +50,7 @@ fn run(cfg: SimConfig) -> Score {
     dec.finish(&mut out);
     let mut got: HashMap<Vec<u8>, Vec<(u64, bool)>> = HashMap::new();
     for r in &out {
-        got.entry(r.bytes().to_vec())
+        got.entry(r.frame.bytes().to_vec())
             .or_default()
             .push((r.sample, false));
     }

@@ -9,7 +9,7 @@
 //! Without them the test fails; `ADSB_KINESIS_SKIP_JOURNALD=1` skips it,
 //! saying so, for machines that cannot run a journal.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -126,7 +126,7 @@ fn journal_entries_carry_structured_fields() {
     assert_eq!(starting.len(), 1, "{entries:#?}");
     assert_eq!(field(starting[0], "ADSB_SOURCE").as_deref(), Some("sim"));
     assert_eq!(field(starting[0], "PRIORITY").as_deref(), Some("6"));
-    assert!(field(starting[0], "CODE_FILE").is_some_and(|f| f.ends_with("daemon.rs")));
+    assert!(field(starting[0], "CODE_FILE").is_some_and(|f| f.ends_with("daemon/mod.rs")));
 
     // Stats lines: readable MESSAGE, and each number a field of its own.
     let stats = with("stats ");

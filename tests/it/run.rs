@@ -1,6 +1,6 @@
 //! `run` end to end: the real binary, its stdout sink, shutdown and config errors.
 
-mod common;
+use crate::common;
 use common::*;
 use std::collections::HashMap;
 use std::io::Read;
