@@ -112,3 +112,27 @@ fn hex_input_reports_bad_crc_instead_of_dropping() {
     assert_eq!(lines[1]["crc_ok"], false);
     assert_eq!(lines[0]["callsign"], "EZY85MH");
 }
+
+/// The configuration reference lists every option `run --help` shows (the
+/// hidden test-only ones aside), so a new option cannot go undocumented.
+#[test]
+fn every_run_option_is_in_the_configuration_reference() {
+    let out = run(&["run", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let flags: Vec<&str> = help
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2 && *w != "--help")
+        .collect();
+    assert!(flags.len() > 20, "{help}");
+    for flag in flags {
+        assert!(
+            doc.contains(&format!("`{flag}")) || doc.contains(&format!(" {flag}")),
+            "{flag} is not in docs/configuration.md"
+        );
+    }
+}
