@@ -26,8 +26,8 @@
 //! - [`kinesis`]: records, batching within the PutRecords limits and the
 //!   on-disk spool (pure); the batch and sender tasks with retries, and the
 //!   AWS SDK glue (edges).
-//! - [`fleet`]: the latest state of every aircraft seen on a stream, for
-//!   `tail --table`. Pure.
+//! - [`tail`]: the consumer, `adsb-kinesis tail`: shard plan, aircraft
+//!   table (pure) and the shard readers (edge).
 //! - [`notify`]: sd_notify for the systemd unit: readiness, a watchdog fed
 //!   only while the pipeline is healthy, status. Edge.
 //! - [`service`], [`journal`], [`check`]: life under systemd: journal
@@ -47,7 +47,6 @@ pub mod config;
 pub mod daemon;
 pub mod decoder;
 pub mod demod;
-pub mod fleet;
 pub mod hexin;
 pub mod iq;
 pub mod journal;
@@ -61,4 +60,5 @@ pub mod sbs;
 pub mod service;
 pub mod sim;
 pub mod source;
+pub mod tail;
 pub mod track;

@@ -1,5 +1,5 @@
 //! The `tail` command's arguments (part of the binary, beside main.rs):
-//! flags -> [`TailOptions`] -> [`adsb_kinesis::kinesis::tail::run`].
+//! flags -> [`TailOptions`] -> [`adsb_kinesis::tail::reader::run`].
 
 use std::time::Duration;
 
@@ -8,8 +8,8 @@ use clap::{ArgMatches, Args};
 
 use adsb_kinesis::aws::AwsOptions;
 use adsb_kinesis::config::{self, units, ConfigFile, KinesisConfig, Layer};
-use adsb_kinesis::kinesis::shards::{parse_start, StartAt};
-use adsb_kinesis::kinesis::tail::{self, TailError, TailOptions, TailOutput};
+use adsb_kinesis::tail::reader::{self, TailError, TailOptions, TailOutput};
+use adsb_kinesis::tail::shards::{parse_start, StartAt};
 
 /// `tail`'s flags: the stream and the connection as `run` takes them
 /// (flags, ADSB_KINESIS_* variables, the --config file), then how to show
@@ -84,7 +84,7 @@ fn options(a: TailArgs, m: &ArgMatches) -> Result<TailOptions> {
 pub fn tail(a: TailArgs, m: &ArgMatches) -> Result<()> {
     let opts = options(a, m)?;
     super::init_tracing();
-    let result = super::until_signalled(|shutdown| tail::run(opts, shutdown))?;
+    let result = super::until_signalled(|shutdown| reader::run(opts, shutdown))?;
     match result {
         Ok(_) => Ok(()),
         Err(TailError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

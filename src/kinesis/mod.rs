@@ -21,8 +21,8 @@
 //! - `put`: `PutRecords` over the SDK client of [`crate::aws`] (edge; the
 //!   `aws` cargo feature, on by default).
 //! - [`target`]: the stream id and the endpoint URL check.
-//! - [`shards`]: which shards `tail` may read, parents before children
-//!   (pure); `tail`: the `tail` command's shard readers (edge, `aws`).
+//!
+//! The consumer side (`tail`) is [`crate::tail`].
 //!
 //! # Delivery guarantee: at-least-once
 //!
@@ -65,10 +65,7 @@ mod crc32;
 pub mod put;
 pub mod record;
 pub mod send;
-pub mod shards;
 pub mod spool;
-#[cfg(feature = "aws")]
-pub mod tail;
 pub mod target;
 
 pub use batch::{failed_entries, Batcher, EntryResult, ErrorClass, FailedEntry};

@@ -13,7 +13,7 @@
 //! So the split test checks that tail sees the new shards, keeps them
 //! waiting behind the parent, and loses or reorders nothing; the rule that
 //! a child is read only after its parents is tested on the pure scheduler
-//! (src/kinesis/shards.rs) with split, merge and grandchild cases.
+//! (src/tail/shards.rs) with split, merge and grandchild cases.
 
 use crate::common;
 use common::kinesis::*;

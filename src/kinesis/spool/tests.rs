@@ -1,4 +1,5 @@
 use super::*;
+use crate::kinesis::record::MAX_RECORD_BYTES;
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 

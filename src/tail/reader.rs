@@ -2,8 +2,8 @@
 //! lines, raw or as a live aircraft table. An edge module (tokio, the AWS
 //! SDK); the decisions it makes are in pure code: which shard to read
 //! when ([`super::shards`]), how a record splits into lines
-//! ([`super::record::record_lines`]), how lines merge into aircraft
-//! ([`crate::fleet`]).
+//! ([`crate::kinesis::record::record_lines`]), how lines merge into
+//! aircraft ([`super::fleet`]).
 //!
 //! ```text
 //!             ListShards (all pages) ──▶ ShardPlan ──ready──▶ one task per shard
@@ -58,12 +58,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::batch::ErrorClass;
-use super::record::record_lines;
-use super::send::RequestFailure;
+use super::fleet::{Fleet, ShardStatus};
 use super::shards::{ShardInfo, ShardPlan, StartAt};
 use crate::aws::{self, classify, AwsOptions, Kinesis, StartError, StreamId};
-use crate::fleet::{Fleet, ShardStatus};
+use crate::kinesis::batch::ErrorClass;
+use crate::kinesis::record::record_lines;
+use crate::kinesis::send::RequestFailure;
 use crate::retry::{Backoff, RetryPolicy};
 use crate::sbs::{unix_ms_now, SbsLine};
 

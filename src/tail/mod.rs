@@ -1,0 +1,16 @@
+//! The consumer: `adsb-kinesis tail` reads a stream back, beside the
+//! producer in [`crate::kinesis`]. It shares only the record format
+//! ([`crate::kinesis::record::record_lines`]) and the AWS client builder
+//! ([`crate::aws`]) with it.
+//!
+//! - [`shards`]: which shards may be read, parents before children, and
+//!   where to start. Pure.
+//! - [`fleet`]: the latest state of every aircraft seen, for `--table`.
+//!   Pure.
+//! - `reader`: the shard readers and the printer (tokio, the SDK; the
+//!   `aws` feature). Edge.
+
+pub mod fleet;
+#[cfg(feature = "aws")]
+pub mod reader;
+pub mod shards;
