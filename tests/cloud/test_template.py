@@ -54,10 +54,14 @@ class Template(unittest.TestCase):
 
     def test_device_policy_covers_every_call_the_feeder_makes(self):
         # The Kinesis operations the sink's SDK glue calls
-        # (`client.put_records()`); `tail` is a reader, not the feeder.
-        src = (cloudtest.ROOT / "src" / "kinesis" / "aws.rs").read_text()
+        # (`client.put_records()`, the start check's
+        # `client.describe_stream_summary()`); `tail` is a reader, not the
+        # feeder.
+        src = "".join((cloudtest.ROOT / "src" / f).read_text()
+                      for f in ("aws.rs", "kinesis/put.rs"))
         ops = set(re.findall(r"client\s*\.\s*([a-z_]+)\(\)", src))
         self.assertIn("put_records", ops)
+        self.assertIn("describe_stream_summary", ops)
         actions = {"kinesis:" + "".join(w.title() for w in op.split("_")) for op in ops}
         self.assertLessEqual(actions, DEVICE_ACTIONS)
 
