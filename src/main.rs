@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use adsb_kinesis::config::units::{parse_lat, parse_lon};
 use adsb_kinesis::config::{ConfigFile, RunConfig};
 use adsb_kinesis::daemon::{self, RunError};
 use adsb_kinesis::decoder::{Decoded, IqDecoder};
@@ -296,19 +297,6 @@ struct DecodeArgs {
 
 fn parse_rate(s: &str) -> Result<u32, String> {
     s.parse::<Rate>().map(|r| r.hz())
-}
-
-fn parse_deg(s: &str, max: f64) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v.abs() <= max => Ok(v),
-        _ => Err(format!("{s:?} is not a number of degrees within ±{max}")),
-    }
-}
-fn parse_lat(s: &str) -> Result<f64, String> {
-    parse_deg(s, 90.0)
-}
-fn parse_lon(s: &str) -> Result<f64, String> {
-    parse_deg(s, 180.0)
 }
 
 /// CPU time (user + system) of this process, seconds.
