@@ -211,6 +211,8 @@ mod offline {
         }
     }
 
+    /// An HTTP client that refuses every request: an SDK client built on it can be configured
+    /// and inspected but never reaches the network.
     pub fn client() -> SharedHttpClient {
         http_client_fn(|_, _| SharedHttpConnector::new(Refuse))
     }

@@ -23,6 +23,8 @@ pub struct Decoded {
     pub sample: u64,
     /// Mean magnitude of the preamble pulses (0..65535).
     pub signal: u16,
+    /// Reception time on a 12 MHz clock (see [`Received::timestamp`]).
+    pub timestamp: u64,
     /// Bits flipped by error repair.
     pub repaired: u8,
     /// Held until its address was confirmed, so emitted late.
@@ -39,6 +41,7 @@ impl Decoded {
             frame,
             sample: r.sample,
             signal: r.signal,
+            timestamp: r.timestamp,
             repaired: r.repaired,
             late: r.late,
         })

@@ -5,10 +5,13 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HexLineError {
+    /// The line holds a character that is not a hex digit.
     #[error("not hex: {0:?}")]
     NotHex(String),
+    /// Not 14 or 28 hex digits.
     #[error("{0} hex digits: a frame has 14 or 28")]
     BadLength(usize),
+    /// The time prefix does not parse.
     #[error("bad time {0:?}")]
     BadTime(String),
 }

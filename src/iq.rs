@@ -72,6 +72,7 @@ pub struct MagnitudeConverter {
 }
 
 impl MagnitudeConverter {
+    /// A converter for samples of `format`.
     pub fn new(format: SampleFormat) -> Self {
         Self {
             format,

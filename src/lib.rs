@@ -40,6 +40,8 @@
 //!
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
+#![deny(missing_docs)]
+
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod check;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use adsb_kinesis::config::units::{parse_lat, parse_lon};
-use adsb_kinesis::config::{ConfigFile, RunConfig};
+use adsb_kinesis::config::{ConfigError, ConfigFile, ReceiverConfig, RunConfig};
 use adsb_kinesis::daemon::{self, RunError};
 use adsb_kinesis::decoder::{Decoded, IqDecoder};
 use adsb_kinesis::demod::Rate;
@@ -284,15 +284,9 @@ struct DecodeArgs {
     /// Output: sbs (BaseStation lines), avr (*HEX;) or json (one object per frame).
     #[arg(long, value_enum, default_value = "sbs")]
     output: OutputFormat,
-    /// Receiver latitude, degrees (for local and surface CPR decoding).
-    #[arg(long, allow_hyphen_values = true, value_parser = parse_lat)]
-    lat: Option<f64>,
-    /// Receiver longitude, degrees.
-    #[arg(long, allow_hyphen_values = true, value_parser = parse_lon)]
-    lon: Option<f64>,
-    /// Bits of error repair for DF11/17/18: 0, 1 (default) or 2.
-    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u8).range(0..=2))]
-    fix: u8,
+    /// Where the receiver is and how much error repair.
+    #[command(flatten)]
+    receiver: ReceiverConfig,
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {
@@ -359,11 +353,11 @@ impl<W: Write> Printer<W> {
 }
 
 fn decode(args: DecodeArgs) -> Result<()> {
-    let receiver = match (args.lat, args.lon) {
-        (Some(a), Some(b)) => Some((a, b)),
-        (None, None) => None,
-        _ => bail!("--lat and --lon go together"),
-    };
+    args.receiver.validate().map_err(|e| match e {
+        ConfigError::Invalid { field, message } => anyhow::anyhow!("--{field}: {message}"),
+        e => e.into(),
+    })?;
+    let receiver = args.receiver.position();
     let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -422,7 +416,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
                 SampleFormat::Cs16
             };
             let rate = Rate::from_hz(args.sample_rate).context("unsupported sample rate")?;
-            let mut dec = IqDecoder::new(fmt, rate, args.fix);
+            let mut dec = IqDecoder::new(fmt, rate, args.receiver.fix);
             let hz = f64::from(rate.hz());
             let leftover = dec
                 .run(input, |d| {

@@ -81,6 +81,7 @@ fn options(a: TailArgs, m: &ArgMatches) -> Result<TailOptions> {
     })
 }
 
+/// `adsb-kinesis tail`: resolves the config and reads the stream until Ctrl-C.
 pub fn tail(a: TailArgs, m: &ArgMatches) -> Result<()> {
     let opts = options(a, m)?;
     super::init_tracing();

@@ -145,6 +145,7 @@ pub struct Reading {
     pub aircraft: u64,
     /// Records waiting in the Kinesis spool, and their bytes.
     pub spool_records: u64,
+    /// Bytes of those spooled records.
     pub spool_bytes: u64,
     /// Whether the sink is Kinesis (the spool means something).
     pub kinesis: bool,
@@ -153,8 +154,18 @@ pub struct Reading {
 /// Why the pipeline is not healthy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unhealthy {
-    NoSamples { for_s: u64 },
-    SinkStalled { waiting: u64, for_s: u64 },
+    /// The source delivered no sample buffer for `for_s` seconds.
+    NoSamples {
+        /// Seconds since the last buffer.
+        for_s: u64,
+    },
+    /// `waiting` lines are queued but the sink took none for `for_s` seconds.
+    SinkStalled {
+        /// Lines made but not taken.
+        waiting: u64,
+        /// Seconds since the sink last took one.
+        for_s: u64,
+    },
 }
 
 impl std::fmt::Display for Unhealthy {
@@ -179,6 +190,7 @@ pub struct Health {
 }
 
 impl Health {
+    /// Starts tracking from the reading `r` taken at `now`.
     pub fn new(now: Instant, r: &Reading) -> Health {
         Health {
             samples: r.sample_buffers,

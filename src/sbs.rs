@@ -34,22 +34,35 @@ pub fn generated_ms(start_ms: i64, t: f64) -> i64 {
 pub struct SbsLine {
     /// Transmission type 1-8 (SBS_FORMAT.md §3).
     pub msg_type: u8,
+    /// Aircraft address (ICAO 24-bit), field 5.
     pub icao: Icao,
     /// Reception time, Unix milliseconds.
     pub generated_ms: i64,
     /// Time the line was written, Unix milliseconds.
     pub logged_ms: i64,
+    /// Flight identity, space-padded (field 11).
     pub callsign: Option<[u8; 8]>,
+    /// Barometric altitude, feet (field 12).
     pub altitude_ft: Option<i32>,
+    /// Ground speed, knots (field 13).
     pub gs_kt: Option<f64>,
+    /// Track over ground, degrees clockwise from true north (field 14).
     pub track_deg: Option<f64>,
+    /// Latitude, degrees north (field 15).
     pub lat: Option<f64>,
+    /// Longitude, degrees east (field 16).
     pub lon: Option<f64>,
+    /// Vertical rate, feet per minute (field 17).
     pub vrate_fpm: Option<i32>,
+    /// Mode A code as four octal digits read as decimal, e.g. 7700 (field 18).
     pub squawk: Option<u16>,
+    /// Squawk changed (field 19).
     pub alert: Option<bool>,
+    /// Emergency squawk 7500/7600/7700 (field 20).
     pub emergency: Option<bool>,
+    /// Special position identification (ident) set (field 21).
     pub spi: Option<bool>,
+    /// Aircraft reports being on the ground (field 22).
     pub on_ground: Option<bool>,
     /// The line exactly as an SBS source sent it (`--source sbs:`): it is
     /// forwarded unchanged, so what a feeder wrote is what Kinesis stores.

@@ -47,9 +47,13 @@ struct Aircraft {
 /// Counters of the tracking stage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrackStats {
+    /// Positions emitted, global and local together.
     pub positions: u64,
+    /// Positions from a global (even/odd pair) CPR decode.
     pub positions_global: u64,
+    /// Positions from a local CPR decode against a reference.
     pub positions_local: u64,
+    /// Positions that failed the speed/range plausibility check.
     pub positions_rejected: u64,
 }
 
@@ -59,10 +63,13 @@ pub struct Tracker {
     receiver: Option<(f64, f64)>,
     aircraft: HashMap<Icao, Aircraft>,
     last_sweep: f64,
+    /// Counters since start.
     pub stats: TrackStats,
 }
 
 impl Tracker {
+    /// An empty table; `receiver` (lat, lon) enables local CPR decoding of surface and single
+    /// airborne positions.
     pub fn new(receiver: Option<(f64, f64)>) -> Self {
         Self {
             receiver,
@@ -75,6 +82,7 @@ impl Tracker {
         self.aircraft.len()
     }
 
+    /// No aircraft tracked.
     pub fn is_empty(&self) -> bool {
         self.aircraft.is_empty()
     }

@@ -172,6 +172,18 @@ pub struct OutputConfig {
     /// Also serve SBS lines to TCP clients on ADDR:PORT (e.g. 127.0.0.1:30003)
     #[arg(long)]
     pub sbs_listen: Option<String>,
+    /// Also serve every frame as AVR `*HEX;` lines to TCP clients on
+    /// ADDR:PORT (dump1090's raw output, port 30002)
+    #[arg(long)]
+    pub raw_listen: Option<String>,
+    /// Also serve every frame in the Beast binary format to TCP clients on
+    /// ADDR:PORT (dump1090's port 30005: piaware, fr24feed, mlat-client)
+    #[arg(long)]
+    pub beast_listen: Option<String>,
+    /// Also push every frame in the Beast format to HOST:PORT, reconnecting
+    /// with backoff (an aggregator's or readsb's Beast input)
+    #[arg(long)]
+    pub beast_connect: Option<String>,
 }
 
 /// Which Kinesis stream, and how to reach it (shared by `run` and `tail`).
@@ -407,7 +419,8 @@ impl ReceiverConfig {
         self.lat.zip(self.lon)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Coordinates within range, and both or neither.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(lat) = self.lat {
             if !(lat.is_finite() && lat.abs() <= 90.0) {
                 return Err(invalid("lat", format!("{lat} is not within ±90°")));
@@ -432,11 +445,28 @@ impl ReceiverConfig {
 
 impl OutputConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(a) = &self.sbs_listen {
-            if a.parse::<std::net::SocketAddr>().is_err() {
+        for (key, addr, example) in [
+            ("sbs_listen", &self.sbs_listen, "127.0.0.1:30003"),
+            ("raw_listen", &self.raw_listen, "0.0.0.0:30002"),
+            ("beast_listen", &self.beast_listen, "0.0.0.0:30005"),
+        ] {
+            if let Some(a) = addr {
+                if a.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(invalid(
+                        key,
+                        format!("{a:?} is not ADDR:PORT (e.g. {example})"),
+                    ));
+                }
+            }
+        }
+        if let Some(a) = &self.beast_connect {
+            let ok = a.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !ok {
                 return Err(invalid(
-                    "sbs_listen",
-                    format!("{a:?} is not ADDR:PORT (e.g. 127.0.0.1:30003)"),
+                    "beast_connect",
+                    format!("{a:?} is not HOST:PORT (e.g. feed.example.net:30004)"),
                 ));
             }
         }

@@ -9,7 +9,9 @@
 //! source:: beast / sbs task (socket) ────────────────────┤
 //!                                                        ▼
 //! track::  track task (Tracker, SbsLine) ──Outputs──▶ sink: stdout, or Kinesis (output::kinesis)
-//!                                                 └─▶ --sbs-listen (output::sbs_server)
+//!                                                 ├─▶ --sbs-listen, --raw-listen, --beast-listen
+//!                                                 │   (output::server: TCP clients)
+//!                                                 └─▶ --beast-connect (output::server: one peer)
 //! ```
 //!
 //! The radio is never slowed down: a paced source (the simulator, a file
@@ -38,6 +40,7 @@ mod track;
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +53,7 @@ use tracing::{info, warn};
 
 use crate::config::{ConfigError, RunConfig};
 use crate::output::kinesis::{KinesisError, KinesisSink};
-use crate::output::{sbs_server, stdout, OutputTelemetry, Outputs};
+use crate::output::{self, raw, sbs_server, server, stdout, OutputTelemetry, Outputs, Port};
 use crate::sbs::unix_ms_now;
 use crate::source::{self, beast, sbsin, Samples, SamplesError, SourceSpec};
 use crate::track::Tracker;
@@ -77,9 +80,11 @@ pub enum RunError {
     /// A thread could not be started.
     #[error("cannot start a pipeline thread: {0}")]
     Spawn(io::Error),
-    /// `--sbs-listen` cannot bind.
-    #[error("sbs_listen: cannot listen on {addr}: {error}")]
+    /// A `--*-listen` output cannot bind.
+    #[error("{option}: cannot listen on {addr}: {error}")]
     Listen {
+        /// The option, `sbs-listen`.
+        option: &'static str,
         /// The address.
         addr: String,
         /// Why.
@@ -124,16 +129,34 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
         SourceSpec::Sim => Some(config.sim_config().receiver),
         _ => config.receiver_position(),
     };
-    let sbs_server =
-        match &config.outputs.sbs_listen {
-            Some(addr) => Some(sbs_server::start(addr, out_tel.clone()).await.map_err(
-                |error| RunError::Listen {
+    // The network outputs: one line each.
+    let o = &config.outputs;
+    let mut servers: Vec<(Port, ServerTask)> = Vec::new();
+    for (proto, addr) in [
+        (&sbs_server::SBS, &o.sbs_listen),
+        (&raw::RAW, &o.raw_listen),
+        (&output::beast::BEAST_LISTEN, &o.beast_listen),
+    ] {
+        if let Some(addr) = addr {
+            let (port, task) = server::listen(proto, addr, out_tel.net.clone())
+                .await
+                .map_err(|error| RunError::Listen {
+                    option: proto.name,
                     addr: addr.clone(),
                     error,
-                },
-            )?),
-            None => None,
-        };
+                })?;
+            servers.push((port, Box::pin(task)));
+        }
+    }
+    if let Some(addr) = &o.beast_connect {
+        let (port, task) = server::connect(
+            &output::beast::BEAST_CONNECT,
+            addr.clone(),
+            token.clone(),
+            out_tel.net.clone(),
+        );
+        servers.push((port, Box::pin(task)));
+    }
     let kinesis = match config.kinesis.stream_id() {
         Some(stream) => Some(KinesisSink::open(&config, stream).await?),
         None => None,
@@ -166,11 +189,13 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
             tokio::spawn(async move { task.await.map_err(RunError::from) })
         }
     };
-    let mut servers = Vec::new();
-    if let Some((port, task)) = sbs_server {
-        ports.push(port);
-        servers.push(tokio::spawn(task));
-    }
+    let servers: Vec<_> = servers
+        .into_iter()
+        .map(|(port, task)| {
+            ports.push(port);
+            tokio::spawn(task)
+        })
+        .collect();
 
     // The source: two threads for IQ, a task on the socket otherwise.
     let (frame_tx, frame_rx) = mpsc::channel(FRAME_QUEUE);
@@ -287,6 +312,9 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
     sink_result.map_err(|_| RunError::Panicked("sink"))??;
     Ok(tel.log_end())
 }
+
+/// A network output's task, boxed: listeners and pushes are different futures.
+type ServerTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Joins a pipeline thread without blocking the runtime.
 async fn join<T: Send + 'static>(

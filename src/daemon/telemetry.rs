@@ -51,10 +51,15 @@ pub struct RunStats {
     pub sender: SenderStats,
     /// The source's counters (network and dongle sources).
     pub source: SourceStats,
-    /// `--sbs-listen` clients connected.
+    /// Peers of the network outputs connected (`--*-listen` clients and
+    /// a `--beast-connect` peer).
     pub listen_clients: u64,
-    /// `--sbs-listen` clients dropped for not keeping up.
+    /// Network output peers disconnected for not reading.
     pub listen_dropped: u64,
+    /// Clients refused because a listener had its maximum.
+    pub listen_refused: u64,
+    /// Frames `--beast-connect` dropped while it had no peer.
+    pub net_unsent: u64,
 }
 
 impl RunStats {
@@ -91,6 +96,7 @@ impl Telemetry {
         }
     }
 
+    /// Reads every counter once.
     pub fn snapshot(&self) -> RunStats {
         let sender = self
             .sender
@@ -105,8 +111,10 @@ impl Telemetry {
             aircraft: get(&self.aircraft),
             sender,
             source: self.source.snapshot(),
-            listen_clients: get(&self.outputs.sbs_clients),
-            listen_dropped: get(&self.outputs.sbs_dropped),
+            listen_clients: get(&self.outputs.net.clients),
+            listen_dropped: get(&self.outputs.net.dropped),
+            listen_refused: get(&self.outputs.net.refused),
+            net_unsent: get(&self.outputs.net.unsent),
         }
     }
 
@@ -136,6 +144,8 @@ impl Telemetry {
             source_garbage_bytes = now.source.garbage_bytes,
             listen_clients = now.listen_clients,
             listen_dropped = now.listen_dropped,
+            listen_refused = now.listen_refused,
+            net_unsent = now.net_unsent,
             "stats"
         );
         if self.sender.is_some() {

@@ -50,6 +50,7 @@ pub enum Rate {
 }
 
 impl Rate {
+    /// The rate of `hz` samples per second, if the demodulator has kernels for it.
     pub fn from_hz(hz: u32) -> Option<Rate> {
         match hz {
             2_000_000 => Some(Rate::Msps2_0),
@@ -57,12 +58,20 @@ impl Rate {
             _ => None,
         }
     }
+    /// Samples per second.
     pub const fn hz(self) -> u32 {
         match self {
             Rate::Msps2_0 => 2_000_000,
             Rate::Msps2_4 => 2_400_000,
         }
     }
+
+    /// Ticks of a 12 MHz clock (the Beast timestamp's) per sample: exact
+    /// at both rates.
+    pub const fn ticks_12mhz(self) -> u64 {
+        (12_000_000 / self.hz()) as u64
+    }
+
     /// Units per sample (quarter samples at 2.0 MS/s, fifths at 2.4).
     const fn d(self) -> usize {
         match self {
@@ -376,6 +385,7 @@ const MAX_PHASES_SLICED: usize = 2;
 const PULSE_RATIO_16THS: u32 = 32;
 
 impl Demodulator {
+    /// A demodulator for `rate` with `fix_bits` (0-2) of error repair for DF11/17/18.
     pub fn new(rate: Rate, fix_bits: u8) -> Self {
         let (d, h) = (rate.d(), rate.h());
         let phases = (0..d)
@@ -421,10 +431,12 @@ impl Demodulator {
         }
     }
 
+    /// The sample rate it was built for.
     pub fn rate(&self) -> Rate {
         self.rate
     }
 
+    /// The acceptance stage, for its counters.
     pub fn acceptor(&self) -> &Acceptor {
         &self.acceptor
     }
@@ -669,12 +681,14 @@ impl Demodulator {
             };
             if better {
                 let signal = (pulse / (4 * self.rate.h() as u32)).min(65535) as u16;
+                // The start rounded to the nearest sample.
+                let sample = now + u64::from(2 * p >= self.rate.d());
                 let frame = Received {
                     bytes,
                     len: len as u8,
-                    // The start rounded to the nearest sample.
-                    sample: now + u64::from(2 * p >= self.rate.d()),
+                    sample,
                     signal,
+                    timestamp: sample * self.rate.ticks_12mhz(),
                     repaired: 0,
                     late: false,
                 };

@@ -26,8 +26,10 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BatcherConfigError {
+    /// Records per request is 0 or over the API's 500.
     #[error("records per request {0} is outside 1..={MAX_RECORDS_PER_REQUEST}")]
     MaxRecords(usize),
+    /// Bytes per request is 0 or over the API's 5 MiB.
     #[error("bytes per request {0} is outside 1..={MAX_REQUEST_BYTES}")]
     MaxBytes(usize),
 }
@@ -37,14 +39,23 @@ pub enum BatcherConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
+    /// No record: PutRecords needs at least one.
     #[error("request is empty")]
     Empty,
+    /// More than 500 records.
     #[error("request has {0} records; the limit is {MAX_RECORDS_PER_REQUEST}")]
     TooManyRecords(usize),
+    /// More than 5 MiB of data and partition keys.
     #[error("request is {0} bytes (data + keys); the limit is {MAX_REQUEST_BYTES}")]
     TooManyBytes(usize),
+    /// One record breaks a per-record limit.
     #[error("record {index}: {error}")]
-    Record { index: usize, error: RecordError },
+    Record {
+        /// The record's 0-based position in the request.
+        index: usize,
+        /// What is wrong with it.
+        error: RecordError,
+    },
 }
 
 /// Check a whole request against the `PutRecords` limits: 1 to 500
@@ -217,6 +228,7 @@ impl Batcher {
 pub struct EntryResult {
     /// Present if and only if the entry failed.
     pub error_code: Option<String>,
+    /// The per-entry `ErrorMessage`, if any.
     pub error_message: Option<String>,
 }
 
@@ -312,10 +324,12 @@ impl ErrorClass {
 /// One entry of a `PutRecords` request that Kinesis did not accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedEntry {
+    /// The record, to be sent again or spooled.
     pub record: Record,
     /// The per-entry `ErrorCode` (possibly empty if Kinesis sent an empty
     /// one: it still failed).
     pub error_code: String,
+    /// The per-entry `ErrorMessage`, if any.
     pub error_message: Option<String>,
 }
 
@@ -334,6 +348,7 @@ impl FailedEntry {
 pub struct ResultCountMismatch {
     /// Every record of the request, in order.
     pub records: Vec<Record>,
+    /// How many results the response had.
     pub results: usize,
 }
 

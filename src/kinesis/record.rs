@@ -134,14 +134,22 @@ pub enum RecordError {
     /// Data plus key exceed the record limit.
     #[error("record for {key} is {size} bytes (data + key); the limit is {limit}")]
     TooLarge {
+        /// The record's partition key.
         key: String,
+        /// Data plus key, bytes.
         size: usize,
+        /// The record limit, bytes.
         limit: usize,
     },
     /// Partition key empty or longer than 256 characters. `key` holds at
     /// most its first 32 characters; `chars` is capped at 257.
     #[error("partition key {key:?} has {chars} characters; Kinesis allows 1-256")]
-    BadPartitionKey { key: String, chars: usize },
+    BadPartitionKey {
+        /// The key's start.
+        key: String,
+        /// Its length in characters.
+        chars: usize,
+    },
 }
 
 /// A line the [`Packer`] refused. The line is not in any record: the caller
@@ -155,13 +163,19 @@ pub enum PackError {
          the record limit is {limit}"
     )]
     LineTooLong {
+        /// The line's partition key.
         key: String,
+        /// Line, newline and key, bytes.
         size: usize,
+        /// The record limit, bytes.
         limit: usize,
     },
     /// A `\n` or `\r` inside the line would split it in the stream.
     #[error("line for {key} contains a line break")]
-    LineBreakInLine { key: String },
+    LineBreakInLine {
+        /// The line's partition key.
+        key: String,
+    },
     /// The key is not a valid partition key.
     #[error(transparent)]
     Key(#[from] RecordError),

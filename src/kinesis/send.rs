@@ -161,6 +161,7 @@ pub struct SenderStats {
 }
 
 impl SenderTelemetry {
+    /// Reads every counter once; the spool's age is computed now.
     pub fn snapshot(&self) -> SenderStats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let oldest = get(&self.spool_oldest_ms);
@@ -228,10 +229,13 @@ pub struct Handoff {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SinkError {
+    /// The spool failed to write or read.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// A spool worker thread panicked.
     #[error("a spool worker thread panicked")]
     Panicked,
+    /// The record limits are impossible.
     #[error(transparent)]
     Packer(#[from] PackerConfigError),
 }

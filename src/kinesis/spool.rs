@@ -92,26 +92,47 @@ impl Default for SpoolOptions {
 pub enum SpoolError {
     /// The spool directory cannot be created or read.
     #[error("spool directory {}: {source}", path.display())]
-    Dir { path: PathBuf, source: io::Error },
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// A spool file cannot be created, written, synced or removed.
     #[error("spool file {}: {op}: {source}", path.display())]
     File {
+        /// The file.
         path: PathBuf,
+        /// What was being done: "create", "write", "sync", ...
         op: &'static str,
+        /// Why it failed.
         source: io::Error,
     },
     /// A segment written by a newer format version; left untouched.
     #[error("spool file {}: format version {version}, this program reads {VERSION}", path.display())]
-    UnsupportedVersion { path: PathBuf, version: u8 },
+    UnsupportedVersion {
+        /// The segment.
+        path: PathBuf,
+        /// The version byte in its header.
+        version: u8,
+    },
     /// `segment_bytes` must exceed the header and `max_bytes` must be at
     /// least `segment_bytes`.
     #[error("spool options: segment size {segment_bytes} and max size {max_bytes} do not fit (need {HEADER_LEN} < segment <= max)")]
-    BadOptions { max_bytes: u64, segment_bytes: u64 },
+    BadOptions {
+        /// The spool's size cap, bytes.
+        max_bytes: u64,
+        /// The segment size, bytes.
+        segment_bytes: u64,
+    },
     /// The record alone is bigger than the whole spool may be.
     #[error("record for {key} needs {size} bytes in the spool; spool-max-bytes is {max_bytes}")]
     TooLarge {
+        /// The record's partition key.
         key: String,
+        /// The record's size in the spool, bytes.
         size: u64,
+        /// The spool's size cap, bytes.
         max_bytes: u64,
     },
     /// The record breaks a Kinesis limit and could never be sent.
@@ -165,7 +186,9 @@ pub struct Recovery {
 /// Records lost to the size cap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Dropped {
+    /// Records dropped.
     pub records: u64,
+    /// Bytes of those records.
     pub bytes: u64,
 }
 
@@ -183,11 +206,13 @@ pub struct SpoolStats {
     pub records: u64,
     /// Bytes of segment files on disk.
     pub bytes: u64,
+    /// Segment files on disk.
     pub segments: usize,
     /// Records dropped by the size cap since open (including at open).
     pub dropped: Dropped,
     /// Torn or corrupt bytes skipped since open (including at open).
     pub corrupt_bytes: u64,
+    /// Segment files found torn or corrupt since open.
     pub corrupt_segments: u64,
 }
 

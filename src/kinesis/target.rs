@@ -5,7 +5,9 @@
 /// Which stream to write to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamId {
+    /// A stream name in the client's region.
     Name(String),
+    /// A stream ARN (region and account included).
     Arn(String),
 }
 

@@ -61,12 +61,18 @@ pub const TRUSTED_IC_COUNT: u32 = 3;
 /// A frame that left the demodulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
+    /// The frame, in the first `len` bytes.
     pub bytes: [u8; 14],
+    /// Frame length: 7 (56 bits) or 14 (112 bits).
     pub len: u8,
     /// Absolute index of the sample where the preamble starts.
     pub sample: u64,
     /// Mean magnitude of the preamble pulses (0..65535).
     pub signal: u16,
+    /// Reception time on a 12 MHz clock, the Beast format's timestamp: our
+    /// sample clock scaled for IQ sources, the feeder's clock passed through
+    /// for a Beast source (mlat needs the receiver's own clock).
+    pub timestamp: u64,
     /// Bits flipped by error repair.
     pub repaired: u8,
     /// Held until its address was confirmed, so emitted late.
@@ -74,6 +80,7 @@ pub struct Received {
 }
 
 impl Received {
+    /// The frame's `len` bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
@@ -112,18 +119,26 @@ impl Verdict {
 /// A checked candidate: the verdict and the address it speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checked {
+    /// How far the frame is to be trusted.
     pub verdict: Verdict,
+    /// The 24-bit address the frame's parity speaks for.
     pub icao: u32,
 }
 
 /// Counters of the acceptance stage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AcceptStats {
+    /// Frames emitted, by downlink format (index = DF, 0-24).
     pub accepted_by_df: [u64; 25],
+    /// Frames emitted after a one-bit repair.
     pub repaired_1bit: u64,
+    /// Frames emitted after a two-bit repair.
     pub repaired_2bit: u64,
+    /// Frames held until their address was confirmed.
     pub held: u64,
+    /// Held frames released once their address was confirmed.
     pub released: u64,
+    /// Held frames dropped because their address never was.
     pub expired: u64,
 }
 
@@ -255,6 +270,7 @@ pub struct Acceptor {
     ic_seen: [u32; 128],
     held: VecDeque<Held>,
     last_sweep: u64,
+    /// Counters since start.
     pub stats: AcceptStats,
 }
 
@@ -280,6 +296,7 @@ impl Acceptor {
         (seconds * self.sample_rate) as u64
     }
 
+    /// Whether `icao` sent a clean frame within the confirmation window before sample `now`.
     pub fn is_confirmed(&self, icao: u32, now: u64) -> bool {
         self.confirmed
             .get(&icao)
@@ -577,6 +594,7 @@ fn rx(bytes: [u8; 14], len: u8, sample: u64) -> Received {
         len,
         sample,
         signal: 0,
+        timestamp: sample * 5,
         repaired: 0,
         late: false,
     }

@@ -20,48 +20,76 @@ pub(crate) fn me_bits(me: u64, first: u32, last: u32) -> u32 {
 pub enum Me {
     /// TC 1-4, aircraft identification and category, §2.2.3.2.5.
     Identification {
+        /// Type code 1-4, the category set (A-D reversed: TC 4 is set A).
         tc: u8,
+        /// Emitter category within the set, ME bits 6-8.
         category: u8,
+        /// Flight identity, eight characters; `None` if a character is
+        /// outside the identification set.
         callsign: Option<[u8; 8]>,
     },
     /// TC 5-8, surface position, §2.2.3.2.4.
     SurfacePosition {
+        /// Type code 5-8: position accuracy class.
         tc: u8,
         /// Ground speed in knots (lower bound of the movement code's interval);
         /// `None` for "no information" or reserved codes.
         gs_kt: Option<f64>,
+        /// Ground track, degrees true; `None` when the status bit says invalid.
         track_deg: Option<f64>,
+        /// The CPR-encoded position, to be resolved by the tracker.
         cpr: CprPos,
     },
     /// TC 9-18 (barometric) and 20-22 (GNSS height), airborne position,
     /// §2.2.3.2.3.
     AirbornePosition {
+        /// Type code: position accuracy class and altitude type.
         tc: u8,
+        /// Surveillance status, ME bits 6-7 (0 none, 1 permanent alert,
+        /// 2 temporary alert, 3 SPI).
         surveillance_status: u8,
+        /// Altitude, feet (barometric, or GNSS height for TC 20-22).
         altitude_ft: Option<i32>,
         /// True for TC 20-22, where the altitude is GNSS height.
         gnss: bool,
+        /// The CPR-encoded position; `None` when the encoded fields are all
+        /// zero (no position available).
         cpr: Option<CprPos>,
     },
     /// TC 19, airborne velocity, §2.2.3.2.6.
     Velocity(Velocity),
     /// TC 28 subtype 1, emergency/priority status and Mode A code, §2.2.3.2.7.8.
     Status {
+        /// Subtype, ME bits 6-8 (1: emergency/priority status).
         subtype: u8,
+        /// Emergency state, ME bits 9-11 (0 none, 1 general, 2 medical,
+        /// 3 minimum fuel, 4 no communications, 5 unlawful interference,
+        /// 6 downed aircraft).
         emergency_state: u8,
+        /// Mode A code, four octal digits read as decimal.
         squawk: Option<u16>,
     },
     /// TC 29 subtype 1, target state and status, §2.2.3.2.7.1.
     TargetState(TargetState),
     /// TC 31, aircraft operational status, §2.2.3.2.7.2.
-    OperationalStatus { subtype: u8, version: u8 },
+    OperationalStatus {
+        /// 0 airborne, 1 surface.
+        subtype: u8,
+        /// ADS-B version number, ME bits 41-43 (0 DO-260, 1 DO-260A,
+        /// 2 DO-260B).
+        version: u8,
+    },
     /// TC 0 (no position), 23-27 and 30: carried but not decoded.
-    Other { tc: u8 },
+    Other {
+        /// The type code.
+        tc: u8,
+    },
 }
 
 /// Airborne velocity, DO-260B §2.2.3.2.6 (subtypes 1-4).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Velocity {
+    /// Subtype 1-2 (ground speed, subsonic/supersonic) or 3-4 (airspeed and heading).
     pub subtype: u8,
     /// Ground speed (subtypes 1-2), knots: the exact magnitude of the
     /// east/north components, unrounded; each output quantises it its own way.
@@ -71,8 +99,11 @@ pub struct Velocity {
     /// Heading (subtypes 3-4), degrees 0-360 (magnetic or true per the HRD bit
     /// of the operational status message; we do not track that).
     pub heading_deg: Option<f64>,
+    /// Indicated airspeed (subtypes 3-4 with the IAS/TAS bit clear), knots.
     pub ias_kt: Option<f64>,
+    /// True airspeed (subtypes 3-4 with the IAS/TAS bit set), knots.
     pub tas_kt: Option<f64>,
+    /// Vertical rate, feet per minute, positive climbing.
     pub vrate_fpm: Option<i32>,
     /// `true` for barometric vertical rate (ME bit 36 = 1), false for GNSS.
     pub vrate_baro: bool,
@@ -83,10 +114,13 @@ pub struct Velocity {
 /// Target state and status (TC 29, subtype 1), DO-260B §2.2.3.2.7.1.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TargetState {
+    /// Selected altitude (MCP/FCU or FMS), feet.
     pub selected_alt_ft: Option<i32>,
     /// `true` when the selected altitude comes from the FMS, false for MCP/FCU.
     pub selected_alt_fms: bool,
+    /// Barometric pressure setting, millibars (hPa).
     pub baro_setting_mb: Option<f64>,
+    /// Selected heading, degrees 0-360.
     pub selected_heading_deg: Option<f64>,
     /// Autopilot mode bits; `None` when the mode-status bit says they are not valid.
     pub modes: Option<AutopilotModes>,
@@ -95,11 +129,17 @@ pub struct TargetState {
 /// Autopilot engagement flags of TC 29 (ME bits 47-54).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AutopilotModes {
+    /// Autopilot engaged.
     pub autopilot: bool,
+    /// Vertical navigation mode engaged.
     pub vnav: bool,
+    /// Altitude hold mode engaged.
     pub alt_hold: bool,
+    /// Approach mode engaged.
     pub approach: bool,
+    /// TCAS/ACAS operational.
     pub tcas: bool,
+    /// Lateral navigation mode engaged.
     pub lnav: bool,
 }
 

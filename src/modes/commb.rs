@@ -80,11 +80,17 @@ pub struct CommB {
 
 /// Register names, in the order candidates are listed.
 pub const BDS10: &str = "1,0";
+/// BDS 1,7: common usage GICB capability report.
 pub const BDS17: &str = "1,7";
+/// BDS 2,0: aircraft identification.
 pub const BDS20: &str = "2,0";
+/// BDS 3,0: ACAS active resolution advisory.
 pub const BDS30: &str = "3,0";
+/// BDS 4,0: selected vertical intention.
 pub const BDS40: &str = "4,0";
+/// BDS 5,0: track and turn report.
 pub const BDS50: &str = "5,0";
+/// BDS 6,0: heading and speed report.
 pub const BDS60: &str = "6,0";
 
 /// Infer the register carried by the 56-bit MB field (low 56 bits of `mb`)

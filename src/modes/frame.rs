@@ -15,10 +15,22 @@ use super::{crc, fields, Icao};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
+    /// Not 7 or 14 bytes long.
     #[error("frame of {len} bytes: Mode S frames are 7 or 14 bytes")]
-    BadLength { len: usize },
+    BadLength {
+        /// The length given, bytes.
+        len: usize,
+    },
+    /// The downlink format's length differs from the frame's.
     #[error("DF{df} is a {expected}-bit format but the frame has {got} bits")]
-    LengthMismatch { df: u8, expected: usize, got: usize },
+    LengthMismatch {
+        /// The downlink format of the first five bits.
+        df: u8,
+        /// Bits that format has.
+        expected: usize,
+        /// Bits the frame has.
+        got: usize,
+    },
 }
 
 /// Flight status (FS) of DF4/5/20/21, Annex 10 Vol IV §3.1.2.6.5.1.
@@ -57,39 +69,73 @@ impl FlightStatus {
 #[non_exhaustive]
 pub enum Body {
     /// DF0 short air-air surveillance (ACAS), §3.1.2.8.2.
-    ShortAcas { vs: u8, altitude_ft: Option<i32> },
+    ShortAcas {
+        /// Vertical status: 1 on the ground.
+        vs: u8,
+        /// Altitude code (AC), feet.
+        altitude_ft: Option<i32>,
+    },
     /// DF4 surveillance altitude reply, §3.1.2.6.5.
     SurvAltitude {
+        /// Flight status: alert, SPI, airborne or on the ground.
         fs: FlightStatus,
+        /// Downlink request, §3.1.2.6.5.2.
         dr: u8,
+        /// Altitude code (AC), feet.
         altitude_ft: Option<i32>,
     },
     /// DF5 surveillance identity reply, §3.1.2.6.7.
     SurvIdentity {
+        /// Flight status: alert, SPI, airborne or on the ground.
         fs: FlightStatus,
+        /// Downlink request, §3.1.2.6.5.2.
         dr: u8,
+        /// Identity code (ID): Mode A, four octal digits read as decimal.
         squawk: u16,
     },
     /// DF11 all-call reply, §3.1.2.5.2.2. `ic` is the low 7 bits of the
     /// residue: code label and interrogator code (0 = spontaneous squitter
     /// or II=0).
-    AllCall { ca: u8, ic: u8 },
+    AllCall {
+        /// Transponder capability, §3.1.2.5.2.2.1.
+        ca: u8,
+        /// Interrogator code recovered from the parity.
+        ic: u8,
+    },
     /// DF16 long air-air surveillance (ACAS), §3.1.2.8.3.
-    LongAcas { vs: u8, altitude_ft: Option<i32> },
+    LongAcas {
+        /// Vertical status: 1 on the ground.
+        vs: u8,
+        /// Altitude code (AC), feet.
+        altitude_ft: Option<i32>,
+    },
     /// DF17 extended squitter (CA) / DF18 non-transponder ES (CF), DO-260B §2.2.3.
-    ExtendedSquitter { ca: u8, me: Me },
+    ExtendedSquitter {
+        /// CA (DF17) or CF (DF18) field, the three bits after the DF.
+        ca: u8,
+        /// The decoded ME field.
+        me: Me,
+    },
     /// DF20 Comm-B altitude reply, §3.1.2.6.6.
     CommBAltitude {
+        /// Flight status: alert, SPI, airborne or on the ground.
         fs: FlightStatus,
+        /// Downlink request, §3.1.2.6.5.2.
         dr: u8,
+        /// Altitude code (AC), feet.
         altitude_ft: Option<i32>,
+        /// The MB field and what it may carry.
         commb: CommB,
     },
     /// DF21 Comm-B identity reply, §3.1.2.6.8.
     CommBIdentity {
+        /// Flight status: alert, SPI, airborne or on the ground.
         fs: FlightStatus,
+        /// Downlink request, §3.1.2.6.5.2.
         dr: u8,
+        /// Identity code (ID): Mode A, four octal digits read as decimal.
         squawk: u16,
+        /// The MB field and what it may carry.
         commb: CommB,
     },
     /// DF19 (military), DF24 (Comm-D) and reserved formats: header only.
@@ -99,6 +145,8 @@ pub enum Body {
 /// A parsed Mode S frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
+    /// Downlink format, the first five bits (Annex 10 Vol IV §3.1.2.3.2.1.2); 24 for any frame
+    /// starting with binary 11.
     pub df: u8,
     bytes: [u8; 14],
     len: usize,
@@ -108,10 +156,12 @@ pub struct Frame {
     /// (the residue) — which is only an aircraft's address if the frame is
     /// error-free.
     pub icao: Icao,
+    /// The format's fields.
     pub body: Body,
 }
 
 impl Frame {
+    /// The frame as received, 7 or 14 bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }

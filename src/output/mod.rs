@@ -12,7 +12,11 @@
 //! - [`stdout`]: SBS lines on stdout (the sink without `--stream`).
 //! - [`kinesis`]: the Kinesis sink (`--stream`): batch and sender tasks,
 //!   spool (the producer parts live in [`crate::kinesis`]).
-//! - [`sbs_server`]: `--sbs-listen`, SBS lines to TCP clients.
+//! - [`sbs_server`]: `--sbs-listen`, SBS lines to TCP clients (port 30003).
+//! - [`raw`]: `--raw-listen`, AVR `*HEX;` lines (port 30002).
+//! - [`beast`]: `--beast-listen` (port 30005) and `--beast-connect`, the
+//!   Beast binary format for feeders and mlat.
+//! - [`server`]: the TCP peers of those, with their bounds.
 //!
 //! # Never slowing the radio
 //!
@@ -23,8 +27,11 @@
 //! slow clients. The track stage waits for those; the demodulator before
 //! it never does (it drops and counts).
 
+pub mod beast;
 pub mod kinesis;
+pub mod raw;
 pub mod sbs_server;
+pub mod server;
 pub mod stdout;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,10 +122,8 @@ impl Port {
 pub struct OutputTelemetry {
     /// SBS lines written to stdout.
     pub lines_written: AtomicU64,
-    /// `--sbs-listen` clients now connected.
-    pub sbs_clients: AtomicU64,
-    /// `--sbs-listen` clients dropped for not keeping up.
-    pub sbs_dropped: AtomicU64,
+    /// The network outputs' peers.
+    pub net: Arc<server::NetTelemetry>,
     /// Items dropped at a full [`Delivery::DropWhenFull`] port.
     pub items_dropped: AtomicU64,
 }

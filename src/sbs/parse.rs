@@ -23,10 +23,13 @@ use crate::modes::Icao;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SbsParseError {
+    /// The line is not UTF-8.
     #[error("not UTF-8")]
     NotText,
+    /// Not 22 fields.
     #[error("{0} comma-separated fields, an SBS line has 22")]
     FieldCount(usize),
+    /// Field 1 is not `MSG`.
     #[error("field 1 is not MSG")]
     NotMsg,
     /// A field (1-based, as SBS_FORMAT.md §2 numbers them) holds a value

@@ -20,8 +20,10 @@ pub const CALLSIGN_CHARSET: &[u8; 64] =
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EncodeError {
+    /// A callsign has more than 8 characters.
     #[error("callsign longer than 8 characters")]
     CallsignTooLong,
+    /// A character outside the identification set (A-Z, 0-9, space).
     #[error("character {0:?} is not in the identification character set")]
     CallsignChar(char),
 }

@@ -119,18 +119,25 @@ impl Default for SimConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimConfigError {
+    /// The sample rate is below 1 MS/s.
     #[error("sample_rate must be at least 1 MS/s to carry 0.5 µs pulses, got {0}")]
     SampleRate(u32),
+    /// The duration is negative or not a number.
     #[error("duration_s must be a non-negative number of seconds or infinity, got {0}")]
     Duration(f64),
+    /// The SNR range is not finite or is inverted.
     #[error("snr_db must be a finite range low <= high, got {0:?}")]
     Snr((f64, f64)),
+    /// The overlap fraction is outside 0..=1.
     #[error("overlap must be within 0..=1, got {0}")]
     Overlap(f64),
+    /// The receiver position is off the supported globe.
     #[error("receiver must be a latitude within ±80° and a longitude within ±180°, got {0:?}")]
     Receiver((f64, f64)),
+    /// The frequency offset is negative or too large for the sample rate.
     #[error("max_freq_offset_hz must be within 0 and a quarter of the sample rate, got {0}")]
     FreqOffset(f64),
+    /// Too many aircraft.
     #[error("aircraft must be at most 1 000 000, got {0}")]
     Aircraft(usize),
 }
@@ -398,6 +405,7 @@ impl Simulator {
         }
     }
 
+    /// A simulator for `cfg`, or the first field of it that is out of range.
     pub fn try_new(cfg: SimConfig) -> Result<Self, SimConfigError> {
         cfg.validate()?;
         Ok(Simulator {
@@ -414,6 +422,7 @@ impl Simulator {
         })
     }
 
+    /// The configuration it runs.
     pub fn config(&self) -> &SimConfig {
         &self.cfg
     }

@@ -51,11 +51,14 @@ pub const CS16_PER_LSB: f32 = 256.0;
 /// A complex sample in Cu8 LSB units, centred on zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Cf32 {
+    /// In-phase component.
     pub re: f32,
+    /// Quadrature component.
     pub im: f32,
 }
 
 impl Cf32 {
+    /// Power, `re² + im²`.
     pub fn norm_sqr(self) -> f32 {
         self.re * self.re + self.im * self.im
     }
@@ -106,6 +109,7 @@ pub struct PulseShaper {
 }
 
 impl PulseShaper {
+    /// A shaper for pulses sampled at `sample_rate`.
     pub fn new(sample_rate: u32) -> Self {
         let fs = f64::from(sample_rate);
         let chip = CHIP_US * 1e-6 * fs;
@@ -156,6 +160,7 @@ impl PulseShaper {
         }
     }
 
+    /// The sample rate it shapes for.
     pub fn sample_rate(&self) -> u32 {
         self.sample_rate
     }

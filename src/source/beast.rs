@@ -44,16 +44,20 @@ pub enum BeastKind {
 /// One message, unescaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BeastMessage {
+    /// What the message carries.
     pub kind: BeastKind,
     /// 48-bit count of a 12 MHz clock (the feeder's, not ours).
     pub timestamp: u64,
     /// Signal level, 0-255 (readsb: square root of the power, scaled).
     pub signal: u8,
+    /// The payload, in the first `len` bytes.
     pub bytes: [u8; 14],
+    /// Payload length: 2 (Mode A/C), 7 or 14 (Mode S).
     pub len: u8,
 }
 
 impl BeastMessage {
+    /// The payload's `len` bytes.
     pub fn payload(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
@@ -87,6 +91,7 @@ pub struct BeastDecoder {
     need: usize,
     buf: [u8; HEADER + 14],
     have: usize,
+    /// Garbage and bad messages seen so far.
     pub errors: BeastErrors,
 }
 
@@ -202,7 +207,8 @@ impl BeastDecoder {
     }
 }
 
-/// Encode one message (tests, and the fake feeders in tests/).
+/// Encode one message: `--beast-listen`/`--beast-connect`, and the fake
+/// feeders in tests/. The timestamp keeps its low 48 bits.
 pub fn encode(kind: u8, timestamp: u64, signal: u8, payload: &[u8], out: &mut Vec<u8>) {
     out.extend([ESC, kind]);
     let ts = timestamp.to_be_bytes();
@@ -227,6 +233,8 @@ pub struct BeastFrames {
 }
 
 impl BeastFrames {
+    /// A decoder whose frames are checked as if they came from our demodulator at `hz` with
+    /// `fix_bits` of repair, so a Beast feed is held to the same parity rules.
     pub fn new(hz: u32, fix_bits: u8) -> Self {
         BeastFrames {
             decoder: BeastDecoder::default(),
@@ -263,6 +271,7 @@ impl BeastFrames {
                         len: m.len,
                         sample: now,
                         signal: u16::from(m.signal) * 257,
+                        timestamp: m.timestamp,
                         repaired: 0,
                         late: false,
                     };
@@ -282,6 +291,7 @@ impl BeastFrames {
         Some((n, refused))
     }
 
+    /// Garbage and bad messages seen so far.
     pub fn errors(&self) -> BeastErrors {
         self.decoder.errors
     }

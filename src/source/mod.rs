@@ -54,14 +54,20 @@ pub struct SourceTelemetry {
 /// A copy of [`SourceTelemetry`] at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceStats {
+    /// Connections made (network sources) or devices opened.
     pub connects: u64,
+    /// Connection or open attempts that failed.
     pub failures: u64,
+    /// Bytes skipped because they did not form a message.
     pub garbage_bytes: u64,
+    /// Messages rejected (bad CRC, bad length, unparsable).
     pub rejects: u64,
+    /// Messages accepted and passed on.
     pub accepted: u64,
 }
 
 impl SourceTelemetry {
+    /// Reads every counter once.
     pub fn snapshot(&self) -> SourceStats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SourceStats {
@@ -218,8 +224,10 @@ pub const MODE_S_HZ: u32 = 1_090_000_000;
 /// the tuner supports is used).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Gain {
+    /// The tuner's automatic gain control.
     #[default]
     Auto,
+    /// A fixed gain in dB.
     Db(f64),
 }
 
@@ -266,10 +274,15 @@ pub fn nearest_gain(supported: &[i32], want: i32) -> Option<i32> {
 /// How an IQ source's tuner is set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tuning {
+    /// Centre frequency, Hz.
     pub freq_hz: u32,
+    /// Sample rate, samples per second.
     pub sample_rate: u32,
+    /// Tuner gain.
     pub gain: Gain,
+    /// Crystal correction, parts per million.
     pub ppm: i32,
+    /// Power the antenna through the coax (bias tee), on dongles that have one.
     pub bias_tee: bool,
 }
 

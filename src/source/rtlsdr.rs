@@ -58,14 +58,20 @@ impl std::fmt::Display for Selector {
 /// What went wrong with the dongle, for choosing the advice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trouble {
+    /// No RTL-SDR device is plugged in (or none matches the selector).
     Missing,
+    /// Another program (dump1090, the DVB kernel driver) holds the device.
     Busy,
+    /// The user may not open the USB device (udev rule missing).
     Permission,
+    /// The device went away while streaming.
     Unplugged,
+    /// Anything else.
     Other,
 }
 
 impl Trouble {
+    /// Classifies a driver error.
     pub fn of(e: &RtlsdrError) -> Trouble {
         match e {
             RtlsdrError::Usb(u) => match u.kind() {
@@ -114,11 +120,17 @@ fn usb_bus_visible() -> bool {
 
 /// One line per device found.
 pub struct DeviceLine {
+    /// Index for `--source rtlsdr:INDEX`.
     pub index: usize,
+    /// USB vendor id.
     pub vendor_id: u16,
+    /// USB product id.
     pub product_id: u16,
+    /// USB manufacturer string.
     pub manufacturer: String,
+    /// USB product string.
     pub product: String,
+    /// USB serial string, for `--source rtlsdr:serial=...`.
     pub serial: String,
 }
 
@@ -183,6 +195,8 @@ pub struct Dongle {
 }
 
 impl Dongle {
+    /// A dongle source that opens the device on its first read and reopens it after a fault,
+    /// backing off, until `token` is cancelled.
     pub fn new(
         selector: Selector,
         tuning: Tuning,

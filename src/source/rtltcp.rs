@@ -34,18 +34,26 @@ const STALL: Duration = Duration::from_secs(10);
 
 /// rtl_tcp command bytes (rtl_tcp.c `command_worker`).
 pub mod cmd {
+    /// Set the centre frequency, Hz.
     pub const SET_FREQ: u8 = 0x01;
+    /// Set the sample rate, samples per second.
     pub const SET_SAMPLE_RATE: u8 = 0x02;
+    /// Gain mode: 0 automatic, 1 manual.
     pub const SET_GAIN_MODE: u8 = 0x03;
+    /// Set a manual gain, tenths of a dB.
     pub const SET_GAIN: u8 = 0x04;
+    /// Set the crystal correction, ppm.
     pub const SET_FREQ_CORRECTION: u8 = 0x05;
+    /// Bias tee on (1) or off (0).
     pub const SET_BIAS_TEE: u8 = 0x0E;
 }
 
 /// The dongle info header: tuner type and gain count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DongleInfo {
+    /// Tuner type code (1 E4000 ... 5 R820T, 6 R828D).
     pub tuner: u32,
+    /// Number of gain steps the tuner supports.
     pub gains: u32,
 }
 
@@ -102,6 +110,8 @@ pub struct RtlTcp {
 }
 
 impl RtlTcp {
+    /// An rtl_tcp client for `addr` that connects on its first read and reconnects after a
+    /// fault, backing off, until `token` is cancelled.
     pub fn new(
         addr: String,
         tuning: Tuning,

@@ -56,6 +56,7 @@ pub struct Aircraft {
 }
 
 impl Aircraft {
+    /// Latest flight identity, trailing spaces trimmed.
     pub fn callsign(&self) -> Option<&str> {
         self.callsign
             .value
@@ -63,18 +64,23 @@ impl Aircraft {
             .and_then(|c| std::str::from_utf8(c).ok())
             .map(str::trim_end)
     }
+    /// Latest Mode A code (four octal digits read as decimal).
     pub fn squawk(&self) -> Option<u16> {
         self.squawk.value
     }
+    /// Latest barometric altitude, feet.
     pub fn altitude_ft(&self) -> Option<i32> {
         self.altitude_ft.value
     }
+    /// Latest ground speed, knots.
     pub fn gs_kt(&self) -> Option<f64> {
         self.gs_kt.value
     }
+    /// Latest track, degrees.
     pub fn track_deg(&self) -> Option<f64> {
         self.track_deg.value
     }
+    /// Latest position, (lat, lon) degrees.
     pub fn position(&self) -> Option<(f64, f64)> {
         self.position.value
     }
@@ -105,6 +111,7 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// An empty table.
     pub fn new() -> Self {
         Fleet::default()
     }
@@ -130,18 +137,22 @@ impl Fleet {
         self.bad_lines += 1;
     }
 
+    /// The aircraft `icao`, if seen.
     pub fn get(&self, icao: Icao) -> Option<&Aircraft> {
         self.aircraft.get(&icao)
     }
 
+    /// Aircraft in the table.
     pub fn len(&self) -> usize {
         self.aircraft.len()
     }
 
+    /// No aircraft in the table.
     pub fn is_empty(&self) -> bool {
         self.aircraft.is_empty()
     }
 
+    /// Record the status of `shard` for the footer.
     pub fn set_shard(&mut self, shard: &str, status: ShardStatus) {
         self.shards.insert(shard.to_owned(), status);
     }

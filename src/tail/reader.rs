@@ -87,9 +87,13 @@ pub enum TailOutput {
 /// Everything `tail` needs.
 #[derive(Debug, Clone)]
 pub struct TailOptions {
+    /// Region, endpoint and credentials of the client.
     pub aws: AwsOptions,
+    /// The stream, by name or ARN.
     pub stream: StreamId,
+    /// Where in each shard reading starts.
     pub from: StartAt,
+    /// Lines or the aircraft table.
     pub output: TailOutput,
     /// Pause between GetRecords calls of one shard when caught up.
     pub poll: Duration,
@@ -105,13 +109,18 @@ pub struct TailOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TailError {
+    /// The client could not be built or the stream not described.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// A request on the stream failed for good.
     #[error("stream {stream}: {failure}")]
     Stream {
+        /// The stream's name.
         stream: String,
+        /// What failed, in one line.
         failure: RequestFailure,
     },
+    /// Stdout is closed or failing.
     #[error("writing to stdout: {0}")]
     Write(std::io::Error),
 }
@@ -119,23 +128,29 @@ pub enum TailError {
 /// Where a reader asks its iterator to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
+    /// At the shard's start position (`--from`).
     Start(StartAt),
+    /// After this sequence number: resuming a shard whose iterator expired.
     AfterSequence(String),
 }
 
 /// One record as `tail` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailRecord {
+    /// The record's sequence number in its shard.
     pub sequence: String,
+    /// The record's data blob (SBS lines).
     pub data: Vec<u8>,
 }
 
 /// One GetRecords answer.
 #[derive(Debug, Clone, Default)]
 pub struct RecordBatch {
+    /// The records, in shard order.
     pub records: Vec<TailRecord>,
     /// `None`: the shard is closed and read to its end.
     pub next_iterator: Option<String>,
+    /// How far behind the shard's tip, milliseconds.
     pub millis_behind: Option<i64>,
     /// Set with the end of a closed shard.
     pub children: Vec<String>,
@@ -146,11 +161,13 @@ pub struct RecordBatch {
 pub trait ShardsApi: Clone + Send + Sync + 'static {
     /// Every shard, all pages of `ListShards`.
     fn list_shards(&self) -> impl Future<Output = Result<Vec<ShardInfo>, RequestFailure>> + Send;
+    /// A `GetShardIterator` for `shard` at `at`.
     fn shard_iterator(
         &self,
         shard: &str,
         at: &Position,
     ) -> impl Future<Output = Result<String, RequestFailure>> + Send;
+    /// One `GetRecords` call.
     fn get_records(
         &self,
         iterator: &str,
@@ -255,13 +272,20 @@ impl ShardsApi for Kinesis {
 /// What the readers tell the output.
 #[derive(Debug)]
 pub enum Event {
+    /// Records of one shard, in order.
     Records {
+        /// The shard they came from.
         shard: Arc<str>,
+        /// The records.
         records: Vec<TailRecord>,
+        /// How far behind the shard's tip, milliseconds.
         millis_behind: Option<i64>,
     },
+    /// A shard started, caught up, ended or failed.
     Shard {
+        /// The shard.
         shard: Arc<str>,
+        /// Its new status.
         status: ShardStatus,
     },
 }
@@ -269,12 +293,19 @@ pub enum Event {
 /// Counters of the readers, for the final log line.
 #[derive(Debug, Default)]
 pub struct TailTelemetry {
+    /// GetRecords calls made.
     pub get_records_calls: AtomicU64,
+    /// Records received.
     pub records: AtomicU64,
+    /// Calls throttled (ProvisionedThroughputExceeded and the like).
     pub throttles: AtomicU64,
+    /// Calls that failed for a transient reason and were retried.
     pub transient_errors: AtomicU64,
+    /// Shard iterators that expired and were renewed.
     pub expired_iterators: AtomicU64,
+    /// Shard readers started.
     pub shards_started: AtomicU64,
+    /// Closed shards read to their end.
     pub shards_drained: AtomicU64,
 }
 
@@ -467,8 +498,11 @@ async fn send_or_cancel(tx: &mpsc::Sender<Event>, cancel: &CancellationToken, ev
 /// Timing of the readers.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadTiming {
+    /// Pause between GetRecords calls of one shard when caught up.
     pub poll: Duration,
+    /// How often the shard list is refreshed without a shard ending.
     pub relist: Duration,
+    /// Backoff on throttling and transient errors.
     pub retry: RetryPolicy,
 }
 
@@ -582,8 +616,11 @@ fn clock(ms: i64) -> String {
 /// What `tail` did, for the last log line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TailStats {
+    /// Records read.
     pub records: u64,
+    /// SBS lines in them, good and bad.
     pub lines: u64,
+    /// Lines that did not parse as SBS.
     pub bad_lines: u64,
 }
 

@@ -119,6 +119,7 @@ fn rfc3339_ms(s: &str) -> Option<i64> {
 /// A shard as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardInfo {
+    /// The shard's id.
     pub id: String,
     /// `ParentShardId` and `AdjacentParentShardId` (a merge has both).
     pub parents: Vec<String>,
@@ -147,7 +148,10 @@ struct Node {
 /// A shard to start reading, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
+    /// The shard to read.
     pub shard: String,
+    /// Its start position: `--from` for shards of the first listing, `TRIM_HORIZON` for shards
+    /// created since.
     pub start: StartAt,
 }
 
@@ -160,6 +164,7 @@ pub struct ShardPlan {
 }
 
 impl ShardPlan {
+    /// An empty plan; shards of its first listing start at `from`.
     pub fn new(from: StartAt) -> Self {
         ShardPlan {
             from,

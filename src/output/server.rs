@@ -1,0 +1,369 @@
+//! The TCP plumbing every network output shares: `--sbs-listen`,
+//! `--raw-listen` and `--beast-listen` serve a stream to whoever connects
+//! ([`listen`]); `--beast-connect` pushes it to one peer ([`connect`]).
+//! A [`Protocol`] says which items a stream takes and how each becomes
+//! bytes; everything about peers is here, once.
+//!
+//! # Bounds
+//!
+//! - Each peer has its own queue of [`PEER_QUEUE`] encoded items, filled
+//!   with `try_send`: a peer that does not read is disconnected and
+//!   counted. No peer can slow the pipeline or another peer.
+//! - At most [`MAX_CLIENTS`] clients per listener; the next ones are
+//!   accepted and closed at once, counted, and logged once per streak.
+//! - A failing `accept` (out of file descriptors) pauses the listener with
+//!   backoff from [`ACCEPT_RETRY`]; the first failure of a streak is
+//!   logged, the rest counted.
+//! - `connect` retries with [`CONNECT_RETRY`] backoff; the first failure
+//!   of a streak is logged, then one line a minute with the count. Items
+//!   that arrive while no peer is connected are dropped and counted: the
+//!   stream is live, not a backlog.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{Delivery, Feed, Item, Port, Wants};
+use crate::retry::{Backoff, RetryPolicy};
+
+/// Encoded items queued per peer before it counts as too slow: a few
+/// seconds of a busy sky.
+pub const PEER_QUEUE: usize = 1024;
+
+/// Clients per listener. dump1090 serves any number; a Pi's feeders are
+/// a handful, and a bound keeps a flood of connections from costing
+/// memory and CPU.
+pub const MAX_CLIENTS: usize = 64;
+
+/// Items queued for a server's task.
+const QUEUE: usize = 1024;
+
+/// Most bytes gathered into one write.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Backoff after a failed `accept`.
+pub const ACCEPT_RETRY: RetryPolicy = RetryPolicy {
+    base: Duration::from_millis(50),
+    cap: Duration::from_secs(2),
+};
+
+/// Backoff between attempts to reach a `--beast-connect` peer.
+pub const CONNECT_RETRY: RetryPolicy = RetryPolicy {
+    base: Duration::from_millis(500),
+    cap: Duration::from_secs(30),
+};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection that lasted this long was a good one: the backoff starts
+/// over after it.
+const STABLE: Duration = Duration::from_secs(60);
+
+/// How often a failure that keeps repeating is logged again, with its count.
+const REPEAT_LOG: Duration = Duration::from_secs(60);
+
+/// A stream format: which items it takes and how each is written.
+#[derive(Debug)]
+pub struct Protocol {
+    /// The option's name, as logs and errors say it (`beast-listen`).
+    pub name: &'static str,
+    /// Which items the stream carries.
+    pub wants: Wants,
+    /// Appends `item`'s bytes to the buffer (nothing: the item is skipped).
+    pub encode: fn(&Item, &mut Vec<u8>),
+}
+
+/// Counters of every network output together, for the stats line.
+#[derive(Debug, Default)]
+pub struct NetTelemetry {
+    /// Clients connected to the listeners now, plus connected pushes.
+    pub clients: AtomicU64,
+    /// Peers disconnected for not reading.
+    pub dropped: AtomicU64,
+    /// Connections closed at once because a listener was full.
+    pub refused: AtomicU64,
+    /// Items a `connect` output dropped while it had no peer.
+    pub unsent: AtomicU64,
+}
+
+fn add(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+fn sub(a: &AtomicU64, n: u64) {
+    a.fetch_sub(n, Ordering::Relaxed);
+}
+
+/// One connected peer: its queue and the task writing it.
+struct Peer {
+    tx: mpsc::Sender<Arc<[u8]>>,
+    writer: JoinHandle<()>,
+    addr: SocketAddr,
+}
+
+impl Peer {
+    fn start(sock: TcpStream, addr: SocketAddr) -> Peer {
+        // Frames are small and live: waiting to fill a segment adds latency
+        // that mlat and live maps notice.
+        let _ = sock.set_nodelay(true);
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        Peer {
+            tx,
+            writer: tokio::spawn(write_peer(sock, rx)),
+            addr,
+        }
+    }
+
+    /// Queues `bytes`; false when the peer is gone or too slow (then its
+    /// writer is stopped).
+    fn offer(&self, proto: &Protocol, bytes: &Arc<[u8]>, tel: &NetTelemetry) -> bool {
+        match self.tx.try_send(bytes.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.writer.abort();
+                add(&tel.dropped, 1);
+                warn!(peer = %self.addr, queued = PEER_QUEUE,
+                    "{}: peer not reading, disconnected", proto.name);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                info!(peer = %self.addr, "{}: peer left", proto.name);
+                false
+            }
+        }
+    }
+}
+
+async fn write_peer(mut sock: TcpStream, mut rx: mpsc::Receiver<Arc<[u8]>>) {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        buf.extend_from_slice(&first);
+        // Whatever else is queued goes in the same write.
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(b) => buf.extend_from_slice(&b),
+                Err(_) => break,
+            }
+        }
+        if sock.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+    let _ = sock.shutdown().await;
+}
+
+/// Encodes `item` for `proto`, or `None` if the stream skips it.
+fn encode(proto: &Protocol, item: &Item, buf: &mut Vec<u8>) -> Option<Arc<[u8]>> {
+    buf.clear();
+    (proto.encode)(item, buf);
+    (!buf.is_empty()).then(|| Arc::from(buf.as_slice()))
+}
+
+/// Listens on `addr` for `proto`'s clients; the port that feeds the
+/// server, and its task, which returns when the feed closes.
+pub async fn listen(
+    proto: &'static Protocol,
+    addr: &str,
+    tel: Arc<NetTelemetry>,
+) -> std::io::Result<(Port, impl Future<Output = ()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    info!(addr = ?listener.local_addr().ok(), "{}: listening", proto.name);
+    // Wait, not drop: the server itself never blocks on a client.
+    let (port, feed) = Port::new(proto.name, QUEUE, Delivery::Wait, proto.wants);
+    Ok((port, serve(proto, listener, feed, tel)))
+}
+
+async fn serve(
+    proto: &'static Protocol,
+    listener: TcpListener,
+    mut feed: Feed,
+    tel: Arc<NetTelemetry>,
+) {
+    let mut clients: Vec<Peer> = Vec::new();
+    let mut buf = Vec::new();
+    let mut accept_retry = Backoff::new(ACCEPT_RETRY);
+    let mut accept_failures = 0u64;
+    let mut paused_until: Option<tokio::time::Instant> = None;
+    let mut refusing = false;
+    let set_clients = |n_before: usize, n_after: usize| {
+        if n_after > n_before {
+            add(&tel.clients, (n_after - n_before) as u64);
+        } else {
+            sub(&tel.clients, (n_before - n_after) as u64);
+        }
+    };
+    loop {
+        let pause = async {
+            match paused_until {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            accepted = listener.accept(), if paused_until.is_none() => match accepted {
+                Ok((sock, peer)) => {
+                    if accept_failures > 0 {
+                        info!(failures = accept_failures, "{}: accepting again", proto.name);
+                        accept_failures = 0;
+                        accept_retry.reset();
+                    }
+                    if clients.len() >= MAX_CLIENTS {
+                        add(&tel.refused, 1);
+                        if !refusing {
+                            warn!(peer = %peer, max = MAX_CLIENTS,
+                                "{}: too many clients, refusing (further refusals counted)", proto.name);
+                            refusing = true;
+                        }
+                        drop(sock);
+                        continue;
+                    }
+                    refusing = false;
+                    info!(peer = %peer, "{}: client connected", proto.name);
+                    clients.push(Peer::start(sock, peer));
+                    set_clients(clients.len() - 1, clients.len());
+                }
+                // Out of file descriptors and the like: the pipeline goes
+                // on; the listener pauses so a persistent failure cannot
+                // spin or flood the log.
+                Err(e) => {
+                    if accept_failures == 0 {
+                        warn!(error = %e, "{}: accept failed, pausing (repeats counted)", proto.name);
+                    }
+                    accept_failures += 1;
+                    paused_until = Some(tokio::time::Instant::now() + accept_retry.next_delay());
+                }
+            },
+            () = pause => paused_until = None,
+            item = feed.recv() => {
+                let Some(item) = item else { break };
+                if clients.is_empty() {
+                    continue;
+                }
+                let Some(bytes) = encode(proto, &item, &mut buf) else { continue };
+                let before = clients.len();
+                clients.retain(|c| c.offer(proto, &bytes, &tel));
+                set_clients(before, clients.len());
+            }
+        }
+    }
+    sub(&tel.clients, clients.len() as u64);
+    // Dropping the senders lets each writer flush what it holds and close.
+    drop(clients);
+}
+
+/// Pushes `proto`'s stream to `addr` (HOST:PORT), connecting and
+/// reconnecting with backoff until the feed closes or `token` is
+/// cancelled; the port that feeds it, and its task.
+pub fn connect(
+    proto: &'static Protocol,
+    addr: String,
+    token: CancellationToken,
+    tel: Arc<NetTelemetry>,
+) -> (Port, impl Future<Output = ()>) {
+    let (port, feed) = Port::new(proto.name, QUEUE, Delivery::Wait, proto.wants);
+    (port, push(proto, addr, feed, token, tel))
+}
+
+/// A connection being made, while the feed keeps being drained.
+type Dialing =
+    std::pin::Pin<Box<dyn Future<Output = std::io::Result<(TcpStream, SocketAddr)>> + Send>>;
+
+fn dial(addr: String, delay: Duration) -> Dialing {
+    Box::pin(async move {
+        tokio::time::sleep(delay).await;
+        let sock = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr.as_str()))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
+        let peer = sock.peer_addr()?;
+        Ok((sock, peer))
+    })
+}
+
+async fn push(
+    proto: &'static Protocol,
+    addr: String,
+    mut feed: Feed,
+    token: CancellationToken,
+    tel: Arc<NetTelemetry>,
+) {
+    let mut retry = Backoff::new(CONNECT_RETRY);
+    // The peer and when it connected.
+    let mut peer: Option<(Peer, Instant)> = None;
+    let mut dialing: Option<Dialing> = Some(dial(addr.clone(), Duration::ZERO));
+    let mut failures = 0u64;
+    let mut logged_at: Option<Instant> = None;
+    let mut buf = Vec::new();
+    loop {
+        let connecting = async {
+            match dialing.as_mut() {
+                Some(d) => d.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = token.cancelled() => break,
+            done = connecting => {
+                dialing = None;
+                match done {
+                    Ok((sock, at)) => {
+                        info!(peer = %at, after_failures = failures, "{}: connected", proto.name);
+                        failures = 0;
+                        logged_at = None;
+                        peer = Some((Peer::start(sock, at), Instant::now()));
+                        add(&tel.clients, 1);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        if logged_at.is_none_or(|t| t.elapsed() >= REPEAT_LOG) {
+                            warn!(addr = %addr, error = %e, failures,
+                                "{}: cannot connect, retrying with backoff", proto.name);
+                            logged_at = Some(Instant::now());
+                        }
+                        dialing = Some(dial(addr.clone(), retry.next_delay()));
+                    }
+                }
+            }
+            item = feed.recv() => {
+                let Some(item) = item else { break };
+                if peer.is_none() {
+                    add(&tel.unsent, u64::from(item.frame.is_some()));
+                    continue;
+                }
+                let Some(bytes) = encode(proto, &item, &mut buf) else { continue };
+                match &peer {
+                    Some((p, _)) if p.offer(proto, &bytes, &tel) => {}
+                    Some((_, since)) => {
+                        // The backoff starts over only after a connection
+                        // that lasted: a peer that accepts and hangs up at
+                        // once is retried ever more slowly, not in a loop.
+                        if since.elapsed() >= STABLE {
+                            retry.reset();
+                        }
+                        peer = None;
+                        sub(&tel.clients, 1);
+                        add(&tel.unsent, 1);
+                        dialing = Some(dial(addr.clone(), retry.next_delay()));
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    if peer.is_some() {
+        sub(&tel.clients, 1);
+    }
+    // Dropping the sender lets the writer flush what it holds and close.
+    drop(peer);
+}
