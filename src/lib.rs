@@ -20,6 +20,8 @@
 //!   stage, shutdown under one token, telemetry. Edge.
 //! - [`output`]: where decoded data goes, each output a port fed by the
 //!   track stage: stdout, the Kinesis sink, `--sbs-listen`. Edge.
+//! - [`aircraft`]: the aircraft table behind `aircraft.json` (dump1090-fa's
+//!   schema). Pure.
 //! - [`retry`]: the one backoff schedule of every retry loop.
 //! - `aws`: the SDK configuration shared by `run`, `tail` and
 //!   `check-config`, start checks, error classes (the `aws` feature). Edge.
@@ -42,6 +44,7 @@
 
 #![deny(missing_docs)]
 
+pub mod aircraft;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod check;

@@ -184,6 +184,14 @@ pub struct OutputConfig {
     /// with backoff (an aggregator's or readsb's Beast input)
     #[arg(long)]
     pub beast_connect: Option<String>,
+    /// Serve the live map and /data/aircraft.json on ADDR:PORT; the flag
+    /// alone serves 0.0.0.0:8080, where dump1090-fa's SkyAware map was
+    #[arg(long, num_args = 0..=1, default_missing_value = "0.0.0.0:8080")]
+    pub http_listen: Option<String>,
+    /// Write aircraft.json, receiver.json and stats.json into DIR once a
+    /// second, atomically (the unit: /run/adsb-kinesis)
+    #[arg(long)]
+    pub json_dir: Option<PathBuf>,
 }
 
 /// Which Kinesis stream, and how to reach it (shared by `run` and `tail`).
@@ -449,6 +457,7 @@ impl OutputConfig {
             ("sbs_listen", &self.sbs_listen, "127.0.0.1:30003"),
             ("raw_listen", &self.raw_listen, "0.0.0.0:30002"),
             ("beast_listen", &self.beast_listen, "0.0.0.0:30005"),
+            ("http_listen", &self.http_listen, "0.0.0.0:8080"),
         ] {
             if let Some(a) = addr {
                 if a.parse::<std::net::SocketAddr>().is_err() {

@@ -90,6 +90,14 @@ pub enum RunError {
         /// Why.
         error: io::Error,
     },
+    /// `--json-dir` cannot be created.
+    #[error("json_dir: cannot create {}: {error}", dir.display())]
+    JsonDir {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        error: io::Error,
+    },
     /// A stage panicked.
     #[error("the {0} stage panicked")]
     Panicked(&'static str),
@@ -156,6 +164,33 @@ pub async fn run_to<W: AsyncWrite + Unpin + Send + 'static>(
             out_tel.net.clone(),
         );
         servers.push((port, Box::pin(task)));
+    }
+    // The aircraft table, when the map or the JSON files want it.
+    if o.http_listen.is_some() || o.json_dir.is_some() {
+        let (port, snapshots, task) = output::json::start(receiver);
+        servers.push((port, Box::pin(task)));
+        if let Some(addr) = &o.http_listen {
+            let http =
+                output::http::start(addr, snapshots.clone(), token.clone(), out_tel.http.clone())
+                    .await
+                    .map_err(|error| RunError::Listen {
+                        option: "http-listen",
+                        addr: addr.clone(),
+                        error,
+                    })?;
+            tasks.spawn(http);
+        }
+        if let Some(dir) = &o.json_dir {
+            std::fs::create_dir_all(dir).map_err(|error| RunError::JsonDir {
+                dir: dir.clone(),
+                error,
+            })?;
+            tasks.spawn(output::json::write_dir(
+                dir.clone(),
+                snapshots,
+                token.clone(),
+            ));
+        }
     }
     let kinesis = match config.kinesis.stream_id() {
         Some(stream) => Some(KinesisSink::open(&config, stream).await?),

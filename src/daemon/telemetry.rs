@@ -60,6 +60,10 @@ pub struct RunStats {
     pub listen_refused: u64,
     /// Frames `--beast-connect` dropped while it had no peer.
     pub net_unsent: u64,
+    /// Requests the map server answered.
+    pub http_requests: u64,
+    /// Map connections closed at once because too many were open.
+    pub http_refused: u64,
 }
 
 impl RunStats {
@@ -115,6 +119,8 @@ impl Telemetry {
             listen_dropped: get(&self.outputs.net.dropped),
             listen_refused: get(&self.outputs.net.refused),
             net_unsent: get(&self.outputs.net.unsent),
+            http_requests: get(&self.outputs.http.requests),
+            http_refused: get(&self.outputs.http.refused),
         }
     }
 
@@ -146,6 +152,8 @@ impl Telemetry {
             listen_dropped = now.listen_dropped,
             listen_refused = now.listen_refused,
             net_unsent = now.net_unsent,
+            http_requests = now.http_requests,
+            http_refused = now.http_refused,
             "stats"
         );
         if self.sender.is_some() {

@@ -17,6 +17,9 @@
 //! - [`beast`]: `--beast-listen` (port 30005) and `--beast-connect`, the
 //!   Beast binary format for feeders and mlat.
 //! - [`server`]: the TCP peers of those, with their bounds.
+//! - [`json`]: the aircraft table rendered once a second as dump1090-fa's
+//!   `aircraft.json`, `receiver.json`, `stats.json`; `--json-dir`.
+//! - [`http`]: `--http-listen`, the live map and those files.
 //!
 //! # Never slowing the radio
 //!
@@ -28,6 +31,8 @@
 //! it never does (it drops and counts).
 
 pub mod beast;
+pub mod http;
+pub mod json;
 pub mod kinesis;
 pub mod raw;
 pub mod sbs_server;
@@ -124,6 +129,8 @@ pub struct OutputTelemetry {
     pub lines_written: AtomicU64,
     /// The network outputs' peers.
     pub net: Arc<server::NetTelemetry>,
+    /// The map server.
+    pub http: Arc<http::HttpTelemetry>,
     /// Items dropped at a full [`Delivery::DropWhenFull`] port.
     pub items_dropped: AtomicU64,
 }

@@ -10,7 +10,7 @@
 //!   with `try_send`: a peer that does not read is disconnected and
 //!   counted. No peer can slow the pipeline or another peer.
 //! - At most [`MAX_CLIENTS`] clients per listener; the next ones are
-//!   accepted and closed at once, counted, and logged once per streak.
+//!   accepted and closed at once, counted, and logged at most once a minute.
 //! - A failing `accept` (out of file descriptors) pauses the listener with
 //!   backoff from [`ACCEPT_RETRY`]; the first failure of a streak is
 //!   logged, the rest counted.
@@ -93,6 +93,28 @@ pub struct NetTelemetry {
     pub refused: AtomicU64,
     /// Items a `connect` output dropped while it had no peer.
     pub unsent: AtomicU64,
+}
+
+/// A warning that may repeat (a refused client, a failed accept): logged
+/// the first time, then at most once per [`REPEAT_LOG`] with how many
+/// happened since, so a flood cannot flood the journal.
+#[derive(Debug, Default)]
+pub(crate) struct RepeatLog {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl RepeatLog {
+    /// Counts one occurrence; `Some(n)` when it is time to log, `n` being
+    /// the occurrences since the last line (this one included).
+    pub(crate) fn hit(&mut self) -> Option<u64> {
+        self.since += 1;
+        if self.last.is_some_and(|t| t.elapsed() < REPEAT_LOG) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.since))
+    }
 }
 
 fn add(a: &AtomicU64, n: u64) {
@@ -194,7 +216,7 @@ async fn serve(
     let mut accept_retry = Backoff::new(ACCEPT_RETRY);
     let mut accept_failures = 0u64;
     let mut paused_until: Option<tokio::time::Instant> = None;
-    let mut refusing = false;
+    let mut refusals = RepeatLog::default();
     let set_clients = |n_before: usize, n_after: usize| {
         if n_after > n_before {
             add(&tel.clients, (n_after - n_before) as u64);
@@ -219,15 +241,13 @@ async fn serve(
                     }
                     if clients.len() >= MAX_CLIENTS {
                         add(&tel.refused, 1);
-                        if !refusing {
-                            warn!(peer = %peer, max = MAX_CLIENTS,
-                                "{}: too many clients, refusing (further refusals counted)", proto.name);
-                            refusing = true;
+                        if let Some(n) = refusals.hit() {
+                            warn!(peer = %peer, max = MAX_CLIENTS, refused = n,
+                                "{}: too many clients, refusing (logged at most once a minute)", proto.name);
                         }
                         drop(sock);
                         continue;
                     }
-                    refusing = false;
                     info!(peer = %peer, "{}: client connected", proto.name);
                     clients.push(Peer::start(sock, peer));
                     set_clients(clients.len() - 1, clients.len());

@@ -15,6 +15,7 @@ mod faults;
 mod journald;
 #[cfg(feature = "aws")]
 mod kinesis;
+mod map;
 mod net_outputs;
 mod notify;
 mod recordings;

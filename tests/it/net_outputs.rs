@@ -408,7 +408,7 @@ fn listeners_refuse_clients_past_their_bound() {
     assert_eq!(
         err.matches("too many clients").count(),
         1,
-        "logged once per streak\n{err}"
+        "logged at most once a minute\n{err}"
     );
 }
 

@@ -1,0 +1,158 @@
+//! The aircraft output: feeds the [`AircraftTable`] and, once a second,
+//! renders `aircraft.json`, `receiver.json` and `stats.json` into one
+//! [`Snapshot`] that the map server (`--http-listen`) hands out and
+//! `--json-dir` writes to disk. Rendering once a second, not per request,
+//! keeps the cost flat however many browsers poll.
+//!
+//! `--json-dir DIR` writes each file atomically (a temporary file in the
+//! same directory, then `rename`), so a web server or tar1090 reading the
+//! directory never sees half a file. Under systemd the unit's
+//! `RuntimeDirectory=` (`/run/adsb-kinesis`) is the place: tmpfs, so a
+//! Pi's SD card is not written every second.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{Delivery, Feed, Port, Wants};
+use crate::aircraft::{receiver_json, AircraftTable};
+
+/// Items queued for the table task: it never blocks, so the track stage
+/// waits for it rather than dropping.
+const QUEUE: usize = 1024;
+
+/// How often the files are rendered (and `refresh` in receiver.json).
+pub const REFRESH: Duration = Duration::from_secs(1);
+
+/// The three files at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// `aircraft.json`.
+    pub aircraft: Bytes,
+    /// `receiver.json`.
+    pub receiver: Bytes,
+    /// `stats.json`.
+    pub stats: Bytes,
+}
+
+/// Where the map server and the JSON writer read the latest snapshot.
+pub type Snapshots = watch::Receiver<Arc<Snapshot>>;
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Starts the table: its port, the snapshots it publishes, and its task,
+/// which returns when the feed closes. `receiver` is the receiver's
+/// position, for the map's range rings.
+pub fn start(
+    receiver: Option<(f64, f64)>,
+) -> (Port, Snapshots, impl std::future::Future<Output = ()>) {
+    let (port, feed) = Port::new("aircraft", QUEUE, Delivery::Wait, Wants::Frames);
+    let receiver = Bytes::from(receiver_json(receiver));
+    // Whole files from the start: an empty table until the first second.
+    let (tx, rx) = watch::channel(Arc::new(Snapshot {
+        aircraft: Bytes::from(AircraftTable::new().aircraft_json(unix_now())),
+        receiver: receiver.clone(),
+        stats: Bytes::from_static(b"{}"),
+    }));
+    (port, rx, run(feed, receiver, tx))
+}
+
+async fn run(mut feed: Feed, receiver: Bytes, tx: watch::Sender<Arc<Snapshot>>) {
+    let mut table = AircraftTable::new();
+    let start = unix_now();
+    let mut tick = tokio::time::interval(REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned_full = false;
+    loop {
+        tokio::select! {
+            item = feed.recv() => {
+                let Some(item) = item else { break };
+                let now = unix_now();
+                match (&item.frame, &item.line) {
+                    (Some(d), _) => table.update_frame(d, item.position, now),
+                    (None, Some(l)) => table.update_line(l, None, now),
+                    (None, None) => {}
+                }
+                if table.refused > 0 && !warned_full {
+                    warn!(max = crate::aircraft::MAX_AIRCRAFT,
+                        "aircraft table full: new addresses are counted, not shown");
+                    warned_full = true;
+                }
+            }
+            _ = tick.tick() => {
+                let now = unix_now();
+                table.sweep(now);
+                let stats = serde_json::json!({
+                    "now": now,
+                    "total": {
+                        "start": start,
+                        "end": now,
+                        "messages": table.messages,
+                        "aircraft": table.len(),
+                        "aircraft_refused": table.refused,
+                    },
+                });
+                let _ = tx.send(Arc::new(Snapshot {
+                    aircraft: Bytes::from(table.aircraft_json(now)),
+                    receiver: receiver.clone(),
+                    stats: Bytes::from(stats.to_string()),
+                }));
+            }
+        }
+    }
+}
+
+/// `--json-dir`: writes every new snapshot into `dir` until the
+/// snapshots end or `token` is cancelled. A failing write is logged once
+/// per streak and retried with the next snapshot; it never stops the run.
+pub async fn write_dir(dir: PathBuf, mut snapshots: Snapshots, token: CancellationToken) {
+    info!(dir = %dir.display(), "json-dir: writing aircraft.json, receiver.json, stats.json");
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            changed = snapshots.changed() => if changed.is_err() { return },
+        }
+        let snap = snapshots.borrow_and_update().clone();
+        let dir2 = dir.clone();
+        let result = tokio::task::spawn_blocking(move || write_all(&dir2, &snap)).await;
+        match result {
+            Ok(Ok(())) => {
+                if failing {
+                    info!(dir = %dir.display(), "json-dir: writing again");
+                    failing = false;
+                }
+            }
+            Ok(Err(e)) => {
+                if !failing {
+                    warn!(dir = %dir.display(), error = %e,
+                        "json-dir: cannot write (retried every second, logged once)");
+                    failing = true;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn write_all(dir: &Path, s: &Snapshot) -> std::io::Result<()> {
+    for (name, bytes) in [
+        ("aircraft.json", &s.aircraft),
+        ("receiver.json", &s.receiver),
+        ("stats.json", &s.stats),
+    ] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    Ok(())
+}
