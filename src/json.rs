@@ -54,6 +54,10 @@ pub fn frame_json(
     put(&mut m, "crc_residue", frame.residue);
     put(&mut m, "parity", frame.parity());
     put_opt(&mut m, "cf", frame.cf());
+    if let Some((iis, ids)) = frame.um() {
+        put(&mut m, "iis", iis);
+        put(&mut m, "ids", ids);
+    }
     put_opt(&mut m, "sbs_msg", sbs::msg_type(frame));
     match &frame.body {
         Body::ShortAcas { vs, altitude_ft } | Body::LongAcas { vs, altitude_ft } => {

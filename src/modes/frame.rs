@@ -184,6 +184,18 @@ impl Frame {
         (u32::from(b[n - 3]) << 16) | (u32::from(b[n - 2]) << 8) | u32::from(b[n - 1])
     }
 
+    /// The utility message (UM, bits 14-19) of DF4/5/20/21 as (IIS, IDS),
+    /// Annex 10 Vol IV §3.1.2.6.5.3: the interrogator identifier (4 bits)
+    /// of the reservation this reply reports, and its type (2 bits: 0 none,
+    /// 1 Comm-B, 2 Comm-C, 3 Comm-D).
+    pub fn um(&self) -> Option<(u8, u8)> {
+        if !matches!(self.df, 4 | 5 | 20 | 21) {
+            return None;
+        }
+        let um = ((self.bytes[1] & 0x07) << 3) | (self.bytes[2] >> 5);
+        Some((um >> 2, um & 3))
+    }
+
     /// DF18 control field, which says what kind of address AA is.
     pub fn cf(&self) -> Option<u8> {
         (self.df == 18).then(|| self.bytes[0] & 7)
@@ -403,6 +415,19 @@ mod tests {
             let f = parse(&b).unwrap();
             assert!(matches!(f.body, Body::ExtendedSquitter { .. }));
         }
+    }
+
+    #[test]
+    fn um_is_bits_14_to_19_split_into_iis_and_ids() {
+        // DF4, FS 0, DR 0, UM 010101: IIS 5, IDS 1 (Comm-B). The fields
+        // around it set to ones to show they do not leak in.
+        let f = parse(&[0x20, 0b1111_1010, 0b1011_1111, 0xFF, 0, 0, 0]).unwrap();
+        assert_eq!(f.df, 4);
+        assert_eq!(f.um(), Some((5, 1)));
+        let f = parse(&[0x20, 0b0000_0111, 0b1110_0000, 0, 0, 0, 0]).unwrap();
+        assert_eq!(f.um(), Some((15, 3)));
+        // Formats without a UM field.
+        assert_eq!(parse(&[0x58, 0, 0, 0, 0, 0, 0]).unwrap().um(), None);
     }
 
     #[test]
