@@ -230,6 +230,7 @@ async fn run(url: &str, served: &Served, pack_lines: usize, lines: usize) {
             pack_lines,
             max_record_bytes: 25 * 1024,
             linger: Duration::from_millis(500),
+            receiver_id: None,
         },
         tel.clone(),
     ));

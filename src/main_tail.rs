@@ -32,6 +32,10 @@ pub struct TailArgs {
     /// Table refresh period: 1s, 500ms [default: 1s on a terminal, 10s otherwise]
     #[arg(long, value_parser = units::parse_duration)]
     interval: Option<Duration>,
+    /// Also serve the fleet map of the stream (every receiver's aircraft) and
+    /// its aircraft.json on ADDR:PORT; the flag alone serves 0.0.0.0:8080
+    #[arg(long, num_args = 0..=1, default_missing_value = "0.0.0.0:8080")]
+    http_listen: Option<String>,
     /// Pause between GetRecords calls of a caught-up shard, ms (for tests) [default: 1000]
     #[arg(long, hide = true, default_value = "1000")]
     poll_ms: u64,
@@ -65,6 +69,11 @@ fn options(a: TailArgs, m: &ArgMatches) -> Result<TailOptions> {
         None => Duration::from_secs(10),
     };
     let _ = a.output;
+    if let Some(h) = &a.http_listen {
+        if h.parse::<std::net::SocketAddr>().is_err() {
+            bail!("--http-listen: {h:?} is not ADDR:PORT (e.g. 0.0.0.0:8080)");
+        }
+    }
     Ok(TailOptions {
         aws: AwsOptions::from(&kinesis),
         stream,
@@ -78,6 +87,7 @@ fn options(a: TailArgs, m: &ArgMatches) -> Result<TailOptions> {
         relist: ms(a.relist_ms, "relist-ms")?,
         refresh: interval,
         retry: kinesis.retry(),
+        http_listen: a.http_listen,
     })
 }
 

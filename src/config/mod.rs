@@ -163,6 +163,11 @@ pub struct ReceiverConfig {
     /// Bits of error repair for DF11/17/18: 0, 1 or 2
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub fix: u8,
+    /// Name of this receiver in the Kinesis stream: partition keys become
+    /// ID/ICAO, so `tail --http-listen` shows which receiver heard what
+    /// (1-64 of A-Z a-z 0-9 . _ -)
+    #[arg(long)]
+    pub receiver_id: Option<String>,
 }
 
 /// Where the decoded data goes besides the sink (stdout or Kinesis).
@@ -446,6 +451,18 @@ impl ReceiverConfig {
         }
         if self.fix > 2 {
             return Err(invalid("fix", format!("{} is not 0, 1 or 2", self.fix)));
+        }
+        if let Some(id) = &self.receiver_id {
+            let ok = (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return Err(invalid(
+                    "receiver_id",
+                    format!("{id:?} is not 1-64 of A-Z a-z 0-9 . _ -"),
+                ));
+            }
         }
         Ok(())
     }

@@ -419,7 +419,7 @@ fn append_all(
 }
 
 /// Settings of the batch task.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BatchOptions {
     /// Up to this many consecutive lines of one aircraft per record.
     pub pack_lines: usize,
@@ -427,6 +427,10 @@ pub struct BatchOptions {
     pub max_record_bytes: usize,
     /// Longest wait before a batch is sent.
     pub linger: Duration,
+    /// `--receiver-id`: partition keys become `ID/ICAO` instead of `ICAO`,
+    /// so a consumer of a stream fed by several receivers knows which
+    /// one heard each line.
+    pub receiver_id: Option<String>,
 }
 
 /// What the batch task reads: anything that may carry an SBS line (the
@@ -472,7 +476,11 @@ pub async fn batch_stage<T: LineSource>(
                 Some(item) => {
                     let Some(line) = item.sbs_line() else { continue };
                     SenderTelemetry::add(&tel.lines_in, 1);
-                    let (key, text) = (line.icao.to_string(), line.to_string());
+                    let key = match &opts.receiver_id {
+                        Some(id) => format!("{id}/{}", line.icao),
+                        None => line.icao.to_string(),
+                    };
+                    let text = line.to_string();
                     match packer.push(&key, &text) {
                         Ok(Some(record)) => push(&mut batcher, record, &mut ready, &tel),
                         Ok(None) => {}

@@ -43,10 +43,69 @@ pub struct Snapshot {
 /// Where the map server and the JSON writer read the latest snapshot.
 pub type Snapshots = watch::Receiver<Arc<Snapshot>>;
 
-fn unix_now() -> f64 {
+/// Now, Unix seconds.
+pub fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The aircraft table and the three files made from it: shared by `run`
+/// (fed with frames) and `tail` (fed with the stream's lines).
+#[derive(Debug)]
+pub struct Renderer {
+    /// The table the files are made from.
+    pub table: AircraftTable,
+    start: f64,
+    receiver: Bytes,
+    warned_full: bool,
+}
+
+impl Renderer {
+    /// An empty table; `receiver` is the receiver's position, for the
+    /// map's range rings.
+    pub fn new(receiver: Option<(f64, f64)>) -> Self {
+        Renderer {
+            table: AircraftTable::new(),
+            start: unix_now(),
+            receiver: Bytes::from(receiver_json(receiver)),
+            warned_full: false,
+        }
+    }
+
+    /// The three files as of `now` (Unix seconds); forgets old aircraft.
+    pub fn snapshot(&mut self, now: f64) -> Snapshot {
+        let t = &mut self.table;
+        t.sweep(now);
+        if t.refused > 0 && !self.warned_full {
+            warn!(
+                max = crate::aircraft::MAX_AIRCRAFT,
+                "aircraft table full: new addresses are counted, not shown"
+            );
+            self.warned_full = true;
+        }
+        let stats = serde_json::json!({
+            "now": now,
+            "total": {
+                "start": self.start,
+                "end": now,
+                "messages": t.messages,
+                "aircraft": t.len(),
+                "aircraft_refused": t.refused,
+            },
+        });
+        Snapshot {
+            aircraft: Bytes::from(t.aircraft_json(now)),
+            receiver: self.receiver.clone(),
+            stats: Bytes::from(stats.to_string()),
+        }
+    }
+
+    /// A channel that starts with this renderer's files: whole files from
+    /// the start, an empty table until the first refresh.
+    pub fn channel(&mut self) -> (watch::Sender<Arc<Snapshot>>, Snapshots) {
+        watch::channel(Arc::new(self.snapshot(unix_now())))
+    }
 }
 
 /// Starts the table: its port, the snapshots it publishes, and its task,
@@ -56,56 +115,27 @@ pub fn start(
     receiver: Option<(f64, f64)>,
 ) -> (Port, Snapshots, impl std::future::Future<Output = ()>) {
     let (port, feed) = Port::new("aircraft", QUEUE, Delivery::Wait, Wants::Frames);
-    let receiver = Bytes::from(receiver_json(receiver));
-    // Whole files from the start: an empty table until the first second.
-    let (tx, rx) = watch::channel(Arc::new(Snapshot {
-        aircraft: Bytes::from(AircraftTable::new().aircraft_json(unix_now())),
-        receiver: receiver.clone(),
-        stats: Bytes::from_static(b"{}"),
-    }));
-    (port, rx, run(feed, receiver, tx))
+    let mut renderer = Renderer::new(receiver);
+    let (tx, rx) = renderer.channel();
+    (port, rx, run(feed, renderer, tx))
 }
 
-async fn run(mut feed: Feed, receiver: Bytes, tx: watch::Sender<Arc<Snapshot>>) {
-    let mut table = AircraftTable::new();
-    let start = unix_now();
+async fn run(mut feed: Feed, mut r: Renderer, tx: watch::Sender<Arc<Snapshot>>) {
     let mut tick = tokio::time::interval(REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut warned_full = false;
     loop {
         tokio::select! {
             item = feed.recv() => {
                 let Some(item) = item else { break };
                 let now = unix_now();
                 match (&item.frame, &item.line) {
-                    (Some(d), _) => table.update_frame(d, item.position, now),
-                    (None, Some(l)) => table.update_line(l, None, now),
+                    (Some(d), _) => r.table.update_frame(d, item.position, now),
+                    (None, Some(l)) => r.table.update_line(l, None, now),
                     (None, None) => {}
-                }
-                if table.refused > 0 && !warned_full {
-                    warn!(max = crate::aircraft::MAX_AIRCRAFT,
-                        "aircraft table full: new addresses are counted, not shown");
-                    warned_full = true;
                 }
             }
             _ = tick.tick() => {
-                let now = unix_now();
-                table.sweep(now);
-                let stats = serde_json::json!({
-                    "now": now,
-                    "total": {
-                        "start": start,
-                        "end": now,
-                        "messages": table.messages,
-                        "aircraft": table.len(),
-                        "aircraft_refused": table.refused,
-                    },
-                });
-                let _ = tx.send(Arc::new(Snapshot {
-                    aircraft: Bytes::from(table.aircraft_json(now)),
-                    receiver: receiver.clone(),
-                    stats: Bytes::from(stats.to_string()),
-                }));
+                let _ = tx.send(Arc::new(r.snapshot(unix_now())));
             }
         }
     }

@@ -165,6 +165,7 @@ impl KinesisSink {
                 pack_lines: config.sink.pack_lines,
                 max_record_bytes: config.sink.max_record_bytes,
                 linger: config.sink.linger,
+                receiver_id: config.receiver.receiver_id.clone(),
             },
             sender: SenderOptions {
                 stream: stream.to_string(),

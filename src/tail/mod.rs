@@ -7,10 +7,14 @@
 //!   where to start. Pure.
 //! - [`fleet`]: the latest state of every aircraft seen, for `--table`.
 //!   Pure.
+//! - `map`: `--http-listen`, the fleet map of every receiver feeding the
+//!   stream (the `aws` feature). Edge.
 //! - `reader`: the shard readers and the printer (tokio, the SDK; the
 //!   `aws` feature). Edge.
 
 pub mod fleet;
+#[cfg(feature = "aws")]
+pub mod map;
 #[cfg(feature = "aws")]
 pub mod reader;
 pub mod shards;

@@ -103,6 +103,8 @@ pub struct TailOptions {
     pub refresh: Duration,
     /// Backoff on throttling and transient errors.
     pub retry: RetryPolicy,
+    /// Also serve the fleet map on this address.
+    pub http_listen: Option<String>,
 }
 
 /// Why `tail` stopped with an error. One line each.
@@ -123,6 +125,14 @@ pub enum TailError {
     /// Stdout is closed or failing.
     #[error("writing to stdout: {0}")]
     Write(std::io::Error),
+    /// `--http-listen` cannot bind.
+    #[error("http_listen: cannot listen on {addr}: {error}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        error: std::io::Error,
+    },
 }
 
 /// Where a reader asks its iterator to start.
@@ -141,6 +151,8 @@ pub struct TailRecord {
     pub sequence: String,
     /// The record's data blob (SBS lines).
     pub data: Vec<u8>,
+    /// `ICAO`, or `ID/ICAO` from a receiver with `--receiver-id`.
+    pub partition_key: String,
 }
 
 /// One GetRecords answer.
@@ -256,6 +268,7 @@ impl ShardsApi for Kinesis {
                 .map(|r| TailRecord {
                     sequence: r.sequence_number().to_owned(),
                     data: r.data().as_ref().to_vec(),
+                    partition_key: r.partition_key().unwrap_or_default().to_owned(),
                 })
                 .collect(),
             next_iterator: out.next_shard_iterator().map(str::to_owned),
@@ -657,11 +670,26 @@ pub async fn run(
         telemetry.clone(),
         cancel.clone(),
     ));
+    let (map_feed, map_task) = match &opts.http_listen {
+        Some(addr) => {
+            let (feed, task) = super::map::start(addr, cancel.clone())
+                .await
+                .map_err(|error| TailError::Listen {
+                    addr: addr.clone(),
+                    error,
+                })?;
+            (Some(feed), Some(tokio::spawn(task)))
+        }
+        None => (None, None),
+    };
     let printed = tokio::select! {
-        r = print(rx, opts.output, opts.refresh) => r,
+        r = print(rx, opts.output, opts.refresh, map_feed) => r,
         _ = shutdown => Ok(TailStats::default()),
     };
     cancel.cancel();
+    if let Some(t) = map_task {
+        let _ = t.await;
+    }
     let read = readers.await;
     let t = &telemetry;
     let mut stats = printed.as_ref().copied().unwrap_or_default();
@@ -694,7 +722,13 @@ async fn print(
     mut rx: mpsc::Receiver<Event>,
     output: TailOutput,
     refresh: Duration,
+    map: Option<super::map::MapFeed>,
 ) -> std::io::Result<TailStats> {
+    let to_map = |records: &[TailRecord]| {
+        if let Some(m) = &map {
+            m.offer(records);
+        }
+    };
     let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
     let mut stats = TailStats::default();
     match output {
@@ -703,6 +737,7 @@ async fn print(
                 let Event::Records { records, .. } = ev else {
                     continue;
                 };
+                to_map(&records);
                 for r in &records {
                     for line in record_lines(&r.data) {
                         out.write_all(line).await?;
@@ -723,6 +758,7 @@ async fn print(
                     ev = rx.recv() => match ev {
                         None => break,
                         Some(Event::Records { shard, records, millis_behind }) => {
+                            to_map(&records);
                             for r in &records {
                                 for line in record_lines(&r.data) {
                                     match SbsLine::parse(line) {
@@ -877,6 +913,7 @@ mod tests {
                 .map(|n| TailRecord {
                     sequence: format!("{shard}/{n}"),
                     data: s.records[n].clone(),
+                    partition_key: "4840D6".into(),
                 })
                 .collect();
             let done = s.closed && end == s.records.len();

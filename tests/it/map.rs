@@ -36,7 +36,7 @@ fn http(addr: &str, request: &[u8]) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     http(
         addr,
         format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes(),
@@ -44,7 +44,7 @@ fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
 }
 
 /// hex -> (lat, lon) of the aircraft with a position in aircraft.json.
-fn positions(json: &[u8]) -> BTreeMap<String, (f64, f64)> {
+pub(crate) fn positions(json: &[u8]) -> BTreeMap<String, (f64, f64)> {
     let v: serde_json::Value = serde_json::from_slice(json).expect("aircraft.json is JSON");
     v["aircraft"]
         .as_array()
@@ -63,7 +63,7 @@ fn positions(json: &[u8]) -> BTreeMap<String, (f64, f64)> {
 /// of page time. Every request but loopback goes to a dead proxy, so the
 /// test stays on 127.0.0.1 (and the page falls back to its plain
 /// background).
-fn chromium(url: &str, budget_ms: u32, screenshot: Option<&Path>) -> String {
+pub(crate) fn chromium(url: &str, budget_ms: u32, screenshot: Option<&Path>) -> String {
     let profile = TempDir::new("chromium");
     let mut cmd = Command::new("chromium");
     cmd.args([
@@ -99,7 +99,7 @@ fn chromium(url: &str, budget_ms: u32, screenshot: Option<&Path>) -> String {
 
 /// hex -> (lat, lon) of every aircraft marker in a dumped DOM (the page
 /// writes them as data attributes on the marker element).
-fn markers(dom: &str) -> BTreeMap<String, (f64, f64)> {
+pub(crate) fn markers(dom: &str) -> BTreeMap<String, (f64, f64)> {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let k = format!("data-{name}=\"");
         let i = tag.find(&k)? + k.len();

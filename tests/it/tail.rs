@@ -553,3 +553,129 @@ fn bad_flags_are_one_line_errors() {
         assert!(lines[0].contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn tail_serves_a_fleet_map_of_every_receiver_feeding_the_stream() {
+    use crate::map::{chromium, get, markers, positions};
+    let moto = Moto::start();
+    let url = moto.url();
+    create_stream(&url, "F", 2);
+    // Two receivers: the simulated sky, running, and a recording.
+    let spool_a = TempDir::new("fleet-a");
+    let sky = run_cmd(&[
+        "--stream",
+        "F",
+        "--endpoint-url",
+        &url,
+        "--receiver-id",
+        "pi-south",
+        "--linger",
+        "200ms",
+        "--spool-dir",
+        spool_a.0.to_str().unwrap(),
+    ])
+    .spawn()
+    .expect("start the sky's run");
+    let rec = shared("iq/modes1_2400.cu8");
+    let spool_b = TempDir::new("fleet-b");
+    let (status, err) = finish(
+        run_cmd(&[
+            "--source",
+            &format!("file:{}", rec.display()),
+            "--stream",
+            "F",
+            "--endpoint-url",
+            &url,
+            "--receiver-id",
+            "pi-north",
+            "--spool-dir",
+            spool_b.0.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("start the recording's run"),
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "{err}");
+    let recorded: std::collections::BTreeSet<String> = decoded_lines(&rec)
+        .keys()
+        .map(|(icao, _)| icao.to_ascii_lowercase())
+        .collect();
+
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "--stream",
+        "F",
+        "--endpoint-url",
+        &url,
+        "--from",
+        "trim-horizon",
+        "--http-listen",
+        &http,
+    ];
+    args.extend(FAST);
+    let tail = Tail::start(&args);
+    // Every aircraft of both receivers, tagged with the one that heard it.
+    let t0 = Instant::now();
+    let mut doc = serde_json::Value::Null;
+    let tagged = |doc: &serde_json::Value, id: &str| -> usize {
+        doc["aircraft"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|x| x["receivers"] == serde_json::json!([id]) && x["lat"].is_number())
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while t0.elapsed() < Duration::from_secs(40) {
+        std::thread::sleep(Duration::from_millis(500));
+        let (code, body) = get(&http, "/data/aircraft.json");
+        if code != 200 {
+            continue;
+        }
+        doc = serde_json::from_slice(&body).unwrap();
+        if tagged(&doc, "pi-south") >= 10 && tagged(&doc, "pi-north") >= 1 {
+            break;
+        }
+    }
+    assert!(tagged(&doc, "pi-south") >= 10, "the sky's aircraft: {doc}");
+    let north: Vec<String> = doc["aircraft"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["receivers"] == serde_json::json!(["pi-north"]))
+        .map(|x| x["hex"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !north.is_empty() && north.iter().all(|h| recorded.contains(h)),
+        "{north:?} vs {recorded:?}"
+    );
+
+    // The page shows them all, and the sky's move between two loads.
+    let page = format!("http://{http}/?tiles=none");
+    let before = positions(&get(&http, "/data/aircraft.json").1);
+    let shown = markers(&chromium(&page, 5000, None));
+    let after = positions(&get(&http, "/data/aircraft.json").1);
+    assert!(
+        before
+            .keys()
+            .filter(|h| after.contains_key(*h))
+            .all(|h| shown.contains_key(h)),
+        "missing markers: {before:?} vs {shown:?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let shown2 = markers(&chromium(&page, 5000, None));
+    let moved = shown
+        .iter()
+        .filter(|(h, p)| shown2.get(*h).is_some_and(|q| q != *p))
+        .count();
+    assert!(moved >= 5, "only {moved} markers moved");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fleet-map.png");
+    chromium(&page, 5000, Some(&shot));
+
+    sigterm(&sky);
+    let (status, sky_err) = finish(sky, Duration::from_secs(30));
+    assert!(status.success(), "{sky_err}");
+    let (_, err) = tail.stop();
+    assert!(err.contains("http-listen: serving the map"), "{err}");
+}
