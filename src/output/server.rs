@@ -6,7 +6,7 @@
 //!
 //! # Bounds
 //!
-//! - Each peer has its own queue of [`PEER_QUEUE`] encoded items, filled
+//! - Each peer has its own queue of [`PEER_QUEUE`] encoded batches, filled
 //!   with `try_send`: a peer that does not read is disconnected and
 //!   counted. No peer can slow the pipeline or another peer.
 //! - At most [`MAX_CLIENTS`] clients per listener; the next ones are
@@ -21,7 +21,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,17 +35,23 @@ use tracing::{info, warn};
 use super::{Delivery, Feed, Item, Port, Wants};
 use crate::retry::{Backoff, RetryPolicy};
 
-/// Encoded items queued per peer before it counts as too slow: a few
-/// seconds of a busy sky.
-pub const PEER_QUEUE: usize = 1024;
+/// Batches queued per peer (one per [`TICK`]: 5 s) before it counts as
+/// not reading, on top of what its socket buffers hold.
+pub const PEER_QUEUE: usize = 250;
+
+/// Bytes queued per peer before it counts as not reading: some seconds of
+/// a busy sky, and a bound on what 64 stalled clients can hold.
+pub const PEER_BYTES: usize = 512 * 1024;
 
 /// Clients per listener. dump1090 serves any number; a Pi's feeders are
 /// a handful, and a bound keeps a flood of connections from costing
 /// memory and CPU.
 pub const MAX_CLIENTS: usize = 64;
 
-/// Items queued for a server's task.
-const QUEUE: usize = 1024;
+/// Items queued for a server's task between two ticks: 80 ms of 50 000
+/// frames a second, far more than a sky sends (a file replayed at full
+/// speed just waits, as it does for every stage).
+const QUEUE: usize = 4096;
 
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -128,6 +134,8 @@ fn sub(a: &AtomicU64, n: u64) {
 /// One connected peer: its queue and the task writing it.
 struct Peer {
     tx: mpsc::Sender<Arc<[u8]>>,
+    /// Bytes queued and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
     writer: JoinHandle<()>,
     addr: SocketAddr,
 }
@@ -138,9 +146,11 @@ impl Peer {
         // that mlat and live maps notice.
         let _ = sock.set_nodelay(true);
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         Peer {
             tx,
-            writer: tokio::spawn(write_peer(sock, rx)),
+            writer: tokio::spawn(write_peer(sock, rx, queued.clone())),
+            queued,
             addr,
         }
     }
@@ -148,12 +158,21 @@ impl Peer {
     /// Queues `bytes`; false when the peer is gone or too slow (then its
     /// writer is stopped).
     fn offer(&self, proto: &Protocol, bytes: &Arc<[u8]>, tel: &NetTelemetry) -> bool {
-        match self.tx.try_send(bytes.clone()) {
-            Ok(()) => true,
+        let over = self.queued.load(Ordering::Relaxed) + bytes.len() > PEER_BYTES;
+        let sent = if over {
+            Err(mpsc::error::TrySendError::Full(bytes.clone()))
+        } else {
+            self.tx.try_send(bytes.clone())
+        };
+        match sent {
+            Ok(()) => {
+                self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.writer.abort();
                 add(&tel.dropped, 1);
-                warn!(peer = %self.addr, queued = PEER_QUEUE,
+                warn!(peer = %self.addr, queued_bytes = self.queued.load(Ordering::Relaxed),
                     "{}: peer not reading, disconnected", proto.name);
                 false
             }
@@ -165,7 +184,11 @@ impl Peer {
     }
 }
 
-async fn write_peer(mut sock: TcpStream, mut rx: mpsc::Receiver<Arc<[u8]>>) {
+async fn write_peer(
+    mut sock: TcpStream,
+    mut rx: mpsc::Receiver<Arc<[u8]>>,
+    queued: Arc<AtomicUsize>,
+) {
     let mut buf = Vec::with_capacity(16 * 1024);
     while let Some(first) = rx.recv().await {
         buf.clear();
@@ -177,6 +200,7 @@ async fn write_peer(mut sock: TcpStream, mut rx: mpsc::Receiver<Arc<[u8]>>) {
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(buf.len(), Ordering::Relaxed);
         if sock.write_all(&buf).await.is_err() {
             return;
         }
@@ -184,11 +208,49 @@ async fn write_peer(mut sock: TcpStream, mut rx: mpsc::Receiver<Arc<[u8]>>) {
     let _ = sock.shutdown().await;
 }
 
-/// Encodes `item` for `proto`, or `None` if the stream skips it.
-fn encode(proto: &Protocol, item: &Item, buf: &mut Vec<u8>) -> Option<Arc<[u8]>> {
+/// How often an output takes what its feed holds: 50 wake-ups a second
+/// whatever the frame rate (a busy sky is 2 000 frames a second), for
+/// 20 ms of latency (readsb buffers its outputs for 50 ms). The Beast
+/// timestamps travel with the frames, so mlat does not mind.
+const TICK: Duration = Duration::from_millis(20);
+
+fn ticker() -> tokio::time::Interval {
+    let mut t = tokio::time::interval(TICK);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+/// What [`drain`] took.
+struct Drained {
+    /// Items with a frame.
+    frames: u64,
+    /// The feed has closed: the pipeline is done.
+    closed: bool,
+}
+
+/// Takes everything `feed` holds, encoding it into `buf` (cleared first)
+/// when `wanted`, else only counting it.
+fn drain(feed: &mut Feed, proto: &Protocol, wanted: bool, buf: &mut Vec<u8>) -> Drained {
     buf.clear();
-    (proto.encode)(item, buf);
-    (!buf.is_empty()).then(|| Arc::from(buf.as_slice()))
+    let mut d = Drained {
+        frames: 0,
+        closed: false,
+    };
+    loop {
+        match feed.try_recv() {
+            Ok(item) => {
+                d.frames += u64::from(item.frame.is_some());
+                if wanted {
+                    (proto.encode)(&item, buf);
+                }
+            }
+            Err(mpsc::error::TryRecvError::Empty) => return d,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                d.closed = true;
+                return d;
+            }
+        }
+    }
 }
 
 /// Listens on `addr` for `proto`'s clients; the port that feeds the
@@ -217,6 +279,7 @@ async fn serve(
     let mut accept_failures = 0u64;
     let mut paused_until: Option<tokio::time::Instant> = None;
     let mut refusals = RepeatLog::default();
+    let mut tick = ticker();
     let set_clients = |n_before: usize, n_after: usize| {
         if n_after > n_before {
             add(&tel.clients, (n_after - n_before) as u64);
@@ -264,15 +327,17 @@ async fn serve(
                 }
             },
             () = pause => paused_until = None,
-            item = feed.recv() => {
-                let Some(item) = item else { break };
-                if clients.is_empty() {
-                    continue;
+            _ = tick.tick() => {
+                let drained = drain(&mut feed, proto, !clients.is_empty(), &mut buf);
+                if !buf.is_empty() {
+                    let bytes: Arc<[u8]> = Arc::from(buf.as_slice());
+                    let before = clients.len();
+                    clients.retain(|c| c.offer(proto, &bytes, &tel));
+                    set_clients(before, clients.len());
                 }
-                let Some(bytes) = encode(proto, &item, &mut buf) else { continue };
-                let before = clients.len();
-                clients.retain(|c| c.offer(proto, &bytes, &tel));
-                set_clients(before, clients.len());
+                if drained.closed {
+                    break;
+                }
             }
         }
     }
@@ -325,6 +390,7 @@ async fn push(
     let mut failures = 0u64;
     let mut logged_at: Option<Instant> = None;
     let mut buf = Vec::new();
+    let mut tick = ticker();
     loop {
         let connecting = async {
             match dialing.as_mut() {
@@ -355,13 +421,18 @@ async fn push(
                     }
                 }
             }
-            item = feed.recv() => {
-                let Some(item) = item else { break };
+            _ = tick.tick() => {
+                let drained = drain(&mut feed, proto, peer.is_some(), &mut buf);
                 if peer.is_none() {
-                    add(&tel.unsent, u64::from(item.frame.is_some()));
+                    add(&tel.unsent, drained.frames);
+                }
+                if drained.closed {
+                    break;
+                }
+                if buf.is_empty() {
                     continue;
                 }
-                let Some(bytes) = encode(proto, &item, &mut buf) else { continue };
+                let bytes: Arc<[u8]> = Arc::from(buf.as_slice());
                 match &peer {
                     Some((p, _)) if p.offer(proto, &bytes, &tel) => {}
                     Some((_, since)) => {
@@ -373,7 +444,7 @@ async fn push(
                         }
                         peer = None;
                         sub(&tel.clients, 1);
-                        add(&tel.unsent, 1);
+                        add(&tel.unsent, drained.frames);
                         dialing = Some(dial(addr.clone(), retry.next_delay()));
                     }
                     None => {}

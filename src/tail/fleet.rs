@@ -223,6 +223,24 @@ impl Fleet {
     }
 }
 
+/// `HH:MM:SS` UTC of a Unix-ms time, for snapshot headers.
+fn clock(ms: i64) -> String {
+    let s = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+impl Fleet {
+    /// The whole table as one plain snapshot (stdout is not a terminal),
+    /// headed `--- HH:MM:SS UTC`.
+    pub fn render_snapshot(&self, now_ms: i64) -> String {
+        format!(
+            "--- {} UTC\n{}\n",
+            clock(now_ms),
+            self.render(now_ms, usize::MAX)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -620,12 +620,6 @@ fn terminal_rows() -> Option<usize> {
     (ok && ws.ws_row > 0).then(|| usize::from(ws.ws_row).saturating_sub(4).max(1))
 }
 
-/// `HH:MM:SS` UTC of a Unix-ms time, for snapshot headers.
-fn clock(ms: i64) -> String {
-    let s = ms.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
 /// What `tail` did, for the last log line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TailStats {
@@ -788,7 +782,7 @@ async fn print(
                             let body = fleet.render(now, rows).replace('\n', "\x1b[K\n");
                             format!("\x1b[H{body}\x1b[J")
                         } else {
-                            format!("--- {} UTC\n{}\n", clock(now), fleet.render(now, usize::MAX))
+                            fleet.render_snapshot(now)
                         };
                         out.write_all(text.as_bytes()).await?;
                         out.flush().await?;
