@@ -6,11 +6,11 @@
 //! unchanged. Pure: time comes in as Unix seconds.
 //!
 //! Bounded: at most [`MAX_AIRCRAFT`] entries (a new address past that is
-//! counted, not stored) and entries unheard for [`FORGET_AFTER_S`] are
-//! removed, as dump1090 does.
+//! counted, not stored), and [`AircraftTable::sweep`], which the renderer
+//! calls once a second, removes entries unheard for [`FORGET_AFTER_S`], as
+//! dump1090 does.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -138,7 +138,6 @@ pub struct AircraftTable {
     pub messages: u64,
     /// New addresses not stored because the table was full.
     pub refused: u64,
-    last_sweep: f64,
 }
 
 impl AircraftTable {
@@ -159,7 +158,6 @@ impl AircraftTable {
 
     fn entry(&mut self, icao: Icao, now: f64) -> Option<&mut Entry> {
         self.messages += 1;
-        self.sweep(now);
         if !self.aircraft.contains_key(&icao) && self.aircraft.len() >= MAX_AIRCRAFT {
             self.refused += 1;
             return None;
@@ -237,13 +235,8 @@ impl AircraftTable {
         }
     }
 
-    /// Drops aircraft unheard for [`FORGET_AFTER_S`]; does real work at
-    /// most once a second.
+    /// Drops aircraft unheard for [`FORGET_AFTER_S`].
     pub fn sweep(&mut self, now: f64) {
-        if now - self.last_sweep < 1.0 {
-            return;
-        }
-        self.last_sweep = now;
         self.aircraft.retain(|_, e| now - e.last < FORGET_AFTER_S);
     }
 
@@ -354,11 +347,7 @@ impl Entry {
             let s = std::str::from_utf8(&c).ok()?;
             Some(format!("{s:<8}"))
         });
-        let squawk = self.squawk.value.map(|s| {
-            let mut t = String::new();
-            let _ = write!(t, "{s:04}");
-            t
-        });
+        let squawk = self.squawk.value.map(|s| format!("{s:04}"));
         AircraftView {
             hex: format!("{:06x}", icao.0 & 0xFF_FFFF),
             kind: self.source.name(),

@@ -32,8 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::json::Snapshots;
-use super::server::{RepeatLog, ACCEPT_RETRY};
-use crate::retry::Backoff;
+use super::server::{AcceptFailures, RepeatLog};
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 128;
@@ -201,8 +200,7 @@ async fn serve(
     tel: Arc<HttpTelemetry>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut retry = Backoff::new(ACCEPT_RETRY);
-    let mut failures = 0u64;
+    let mut accept_failures = AcceptFailures::new("http-listen");
     let mut refusals = RepeatLog::default();
     loop {
         let accepted = tokio::select! {
@@ -212,11 +210,7 @@ async fn serve(
         let (sock, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                if failures == 0 {
-                    warn!(error = %e, "http-listen: accept failed, pausing (repeats counted)");
-                }
-                failures += 1;
-                let pause = retry.next_delay();
+                let pause = accept_failures.failed(&e);
                 tokio::select! {
                     () = token.cancelled() => return,
                     () = tokio::time::sleep(pause) => {}
@@ -224,11 +218,7 @@ async fn serve(
                 continue;
             }
         };
-        if failures > 0 {
-            info!(failures, "http-listen: accepting again");
-            failures = 0;
-            retry.reset();
-        }
+        accept_failures.succeeded();
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tel.refused.fetch_add(1, Ordering::Relaxed);
             if let Some(n) = refusals.hit() {

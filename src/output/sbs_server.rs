@@ -1,11 +1,12 @@
 //! `--sbs-listen ADDR:PORT`: our SBS lines served to any number of local
 //! TCP clients (Virtual Radar Server, tar1090's SBS input, `nc`), as a
 //! decoder's port 30003 does (SBS_FORMAT.md §1: no handshake, every client
-//! gets the same stream, CRLF lines). Peers are handled by [`server`].
+//! gets the same stream, CRLF lines). Peers are handled by
+//! [`super::server`].
 
 use std::io::Write;
 
-use super::server::{self, Protocol};
+use super::server::Protocol;
 use super::{Item, Wants};
 
 /// SBS lines, CRLF-terminated.
@@ -20,6 +21,3 @@ fn encode(item: &Item, out: &mut Vec<u8>) {
         let _ = write!(out, "{line}\r\n");
     }
 }
-
-/// Listens on `addr`; see [`server::listen`].
-pub use server::listen;

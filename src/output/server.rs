@@ -123,6 +123,45 @@ impl RepeatLog {
     }
 }
 
+/// A listener's failing `accept` (out of file descriptors and the like):
+/// the first failure of a streak is logged, the rest counted; each one
+/// pauses the listener with backoff from [`ACCEPT_RETRY`] so a lasting
+/// failure can neither spin nor flood the log. Shared by every listener.
+#[derive(Debug)]
+pub(crate) struct AcceptFailures {
+    name: &'static str,
+    retry: Backoff,
+    streak: u64,
+}
+
+impl AcceptFailures {
+    pub(crate) fn new(name: &'static str) -> Self {
+        AcceptFailures {
+            name,
+            retry: Backoff::new(ACCEPT_RETRY),
+            streak: 0,
+        }
+    }
+
+    /// Counts a failure; how long to pause before the next `accept`.
+    pub(crate) fn failed(&mut self, e: &std::io::Error) -> Duration {
+        if self.streak == 0 {
+            warn!(error = %e, "{}: accept failed, pausing (repeats counted)", self.name);
+        }
+        self.streak += 1;
+        self.retry.next_delay()
+    }
+
+    /// An `accept` worked: ends a streak of failures.
+    pub(crate) fn succeeded(&mut self) {
+        if self.streak > 0 {
+            info!(failures = self.streak, "{}: accepting again", self.name);
+            self.streak = 0;
+            self.retry.reset();
+        }
+    }
+}
+
 fn add(a: &AtomicU64, n: u64) {
     a.fetch_add(n, Ordering::Relaxed);
 }
@@ -158,25 +197,21 @@ impl Peer {
     /// Queues `bytes`; false when the peer is gone or too slow (then its
     /// writer is stopped).
     fn offer(&self, proto: &Protocol, bytes: &Arc<[u8]>, tel: &NetTelemetry) -> bool {
-        let over = self.queued.load(Ordering::Relaxed) + bytes.len() > PEER_BYTES;
-        let sent = if over {
-            Err(mpsc::error::TrySendError::Full(bytes.clone()))
-        } else {
-            self.tx.try_send(bytes.clone())
-        };
-        match sent {
-            Ok(()) => {
+        // Past its byte budget a peer counts as full, without trying.
+        let room = self.queued.load(Ordering::Relaxed) + bytes.len() <= PEER_BYTES;
+        match room.then(|| self.tx.try_send(bytes.clone())) {
+            Some(Ok(())) => {
                 self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            None | Some(Err(mpsc::error::TrySendError::Full(_))) => {
                 self.writer.abort();
                 add(&tel.dropped, 1);
                 warn!(peer = %self.addr, queued_bytes = self.queued.load(Ordering::Relaxed),
                     "{}: peer not reading, disconnected", proto.name);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Some(Err(mpsc::error::TrySendError::Closed(_))) => {
                 info!(peer = %self.addr, "{}: peer left", proto.name);
                 false
             }
@@ -275,8 +310,7 @@ async fn serve(
 ) {
     let mut clients: Vec<Peer> = Vec::new();
     let mut buf = Vec::new();
-    let mut accept_retry = Backoff::new(ACCEPT_RETRY);
-    let mut accept_failures = 0u64;
+    let mut accept_failures = AcceptFailures::new(proto.name);
     let mut paused_until: Option<tokio::time::Instant> = None;
     let mut refusals = RepeatLog::default();
     let mut tick = ticker();
@@ -297,11 +331,7 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept(), if paused_until.is_none() => match accepted {
                 Ok((sock, peer)) => {
-                    if accept_failures > 0 {
-                        info!(failures = accept_failures, "{}: accepting again", proto.name);
-                        accept_failures = 0;
-                        accept_retry.reset();
-                    }
+                    accept_failures.succeeded();
                     if clients.len() >= MAX_CLIENTS {
                         add(&tel.refused, 1);
                         if let Some(n) = refusals.hit() {
@@ -315,15 +345,8 @@ async fn serve(
                     clients.push(Peer::start(sock, peer));
                     set_clients(clients.len() - 1, clients.len());
                 }
-                // Out of file descriptors and the like: the pipeline goes
-                // on; the listener pauses so a persistent failure cannot
-                // spin or flood the log.
                 Err(e) => {
-                    if accept_failures == 0 {
-                        warn!(error = %e, "{}: accept failed, pausing (repeats counted)", proto.name);
-                    }
-                    accept_failures += 1;
-                    paused_until = Some(tokio::time::Instant::now() + accept_retry.next_delay());
+                    paused_until = Some(tokio::time::Instant::now() + accept_failures.failed(&e));
                 }
             },
             () = pause => paused_until = None,
@@ -388,7 +411,7 @@ async fn push(
     let mut peer: Option<(Peer, Instant)> = None;
     let mut dialing: Option<Dialing> = Some(dial(addr.clone(), Duration::ZERO));
     let mut failures = 0u64;
-    let mut logged_at: Option<Instant> = None;
+    let mut failure_log = RepeatLog::default();
     let mut buf = Vec::new();
     let mut tick = ticker();
     loop {
@@ -406,16 +429,15 @@ async fn push(
                     Ok((sock, at)) => {
                         info!(peer = %at, after_failures = failures, "{}: connected", proto.name);
                         failures = 0;
-                        logged_at = None;
+                        failure_log = RepeatLog::default();
                         peer = Some((Peer::start(sock, at), Instant::now()));
                         add(&tel.clients, 1);
                     }
                     Err(e) => {
                         failures += 1;
-                        if logged_at.is_none_or(|t| t.elapsed() >= REPEAT_LOG) {
+                        if failure_log.hit().is_some() {
                             warn!(addr = %addr, error = %e, failures,
                                 "{}: cannot connect, retrying with backoff", proto.name);
-                            logged_at = Some(Instant::now());
                         }
                         dialing = Some(dial(addr.clone(), retry.next_delay()));
                     }
