@@ -60,9 +60,11 @@ use crate::track::Tracker;
 pub use telemetry::RunStats;
 pub use track::Input;
 
-/// Decoded frames (and forwarded lines) between the sources and the track
-/// task.
-const FRAME_QUEUE: usize = 4096;
+/// Inputs queued between the sources and the track task. One input is a
+/// frame or a line from a network source, or every frame of one sample
+/// buffer from the radio (about 55 ms of signal, rarely more than a few
+/// hundred frames): 14 s of radio before the demodulator drops.
+const FRAME_QUEUE: usize = 256;
 
 /// Why a run stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -144,31 +144,36 @@ fn source_stage(
     Ok(())
 }
 
-/// Hands decoded frames to the track stage: waiting for room, or (a live
-/// source) dropping and counting. False once the track stage is gone.
+/// Hands the frames of one sample buffer to the track stage, together:
+/// one wake-up of the async side per buffer, not one per frame. Waits for
+/// room or (a live source) drops and counts. False once the track stage
+/// is gone.
 fn forward(
     out: &mut Vec<Decoded>,
     tx: &mpsc::Sender<Input>,
     wait_when_full: bool,
     tel: &Telemetry,
 ) -> bool {
-    for d in out.drain(..) {
-        tel.frame(d.frame.df);
-        if wait_when_full {
-            if tx.blocking_send(Input::Frame(d)).is_err() {
-                return false;
-            }
-        } else {
-            match tx.try_send(Input::Frame(d)) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tel.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            }
-        }
+    if out.is_empty() {
+        return true;
     }
-    true
+    for d in out.iter() {
+        tel.frame(d.frame.df);
+    }
+    let frames = Input::Frames(std::mem::take(out));
+    if wait_when_full {
+        return tx.blocking_send(frames).is_ok();
+    }
+    match tx.try_send(frames) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(Input::Frames(lost))) => {
+            tel.frames_dropped
+                .fetch_add(lost.len() as u64, Ordering::Relaxed);
+            true
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
 }
 
 /// The demod stage: samples in, parsed frames out to the track task.

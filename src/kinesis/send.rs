@@ -46,6 +46,7 @@
 //! is counted in [`SenderStats::unknown_outcome`]: its records are sent
 //! again and may be duplicates.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -433,16 +434,16 @@ pub struct BatchOptions {
     pub receiver_id: Option<String>,
 }
 
-/// What the batch task reads: anything that may carry an SBS line (the
-/// outputs' items carry one when their frame makes one).
-pub trait LineSource: Send + 'static {
-    /// The line, if any.
-    fn sbs_line(&self) -> Option<&SbsLine>;
+/// What the batch task reads: anything that carries SBS lines (a batch of
+/// the outputs' items carries one for each frame that makes one).
+pub trait LineSource: Send + Sync + 'static {
+    /// The lines in order, each with its text (no CRLF).
+    fn sbs_lines(&self) -> impl Iterator<Item = (&SbsLine, Cow<'_, str>)>;
 }
 
 impl LineSource for SbsLine {
-    fn sbs_line(&self) -> Option<&SbsLine> {
-        Some(self)
+    fn sbs_lines(&self) -> impl Iterator<Item = (&SbsLine, Cow<'_, str>)> {
+        std::iter::once((self, Cow::Owned(self.to_string())))
     }
 }
 
@@ -474,21 +475,21 @@ pub async fn batch_stage<T: LineSource>(
         let flush = tokio::select! {
             item = rx.recv() => match item {
                 Some(item) => {
-                    let Some(line) = item.sbs_line() else { continue };
-                    SenderTelemetry::add(&tel.lines_in, 1);
-                    let key = match &opts.receiver_id {
-                        Some(id) => format!("{id}/{}", line.icao),
-                        None => line.icao.to_string(),
-                    };
-                    let text = line.to_string();
-                    match packer.push(&key, &text) {
-                        Ok(Some(record)) => push(&mut batcher, record, &mut ready, &tel),
-                        Ok(None) => {}
-                        Err(e) => {
-                            SenderTelemetry::add(&tel.lines_refused, 1);
-                            if !refused_logged {
-                                warn!("line dropped (further ones only counted): {e}");
-                                refused_logged = true;
+                    for (line, text) in item.sbs_lines() {
+                        SenderTelemetry::add(&tel.lines_in, 1);
+                        let key = match &opts.receiver_id {
+                            Some(id) => format!("{id}/{}", line.icao),
+                            None => line.icao.to_string(),
+                        };
+                        match packer.push(&key, &text) {
+                            Ok(Some(record)) => push(&mut batcher, record, &mut ready, &tel),
+                            Ok(None) => {}
+                            Err(e) => {
+                                SenderTelemetry::add(&tel.lines_refused, 1);
+                                if !refused_logged {
+                                    warn!("line dropped (further ones only counted): {e}");
+                                    refused_logged = true;
+                                }
                             }
                         }
                     }

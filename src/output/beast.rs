@@ -59,6 +59,7 @@ mod tests {
             }),
             position: None,
             line: None,
+            text: None,
         }
     }
 

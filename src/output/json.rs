@@ -22,9 +22,9 @@ use tracing::{info, warn};
 use super::{Delivery, Feed, Port, Wants};
 use crate::aircraft::{receiver_json, AircraftTable};
 
-/// Items queued for the table task: it never blocks, so the track stage
+/// Batches queued for the table task: it never blocks, so the track stage
 /// waits for it rather than dropping.
-const QUEUE: usize = 1024;
+const QUEUE: usize = 8;
 
 /// How often the files are rendered (and `refresh` in receiver.json).
 pub const REFRESH: Duration = Duration::from_secs(1);
@@ -125,13 +125,15 @@ async fn run(mut feed: Feed, mut r: Renderer, tx: watch::Sender<Arc<Snapshot>>) 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            item = feed.recv() => {
-                let Some(item) = item else { break };
+            batch = feed.recv() => {
+                let Some(batch) = batch else { break };
                 let now = unix_now();
-                match (&item.frame, &item.line) {
-                    (Some(d), _) => r.table.update_frame(d, item.position, now),
-                    (None, Some(l)) => r.table.update_line(l, None, now),
-                    (None, None) => {}
+                for item in batch.iter() {
+                    match (&item.frame, &item.line) {
+                        (Some(d), _) => r.table.update_frame(d, item.position, now),
+                        (None, Some(l)) => r.table.update_line(l, None, now),
+                        (None, None) => {}
+                    }
                 }
             }
             _ = tick.tick() => {

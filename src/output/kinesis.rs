@@ -3,6 +3,7 @@
 //! behind them. Set up (stream checked, spool opened and recovered) before
 //! the pipeline starts, so a misconfiguration is one error line.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Delivery, Item, Port, Wants};
+use super::{Delivery, Port, Wants};
 #[cfg(feature = "aws")]
 use crate::aws;
 use crate::config::RunConfig;
@@ -21,9 +22,9 @@ use crate::kinesis::spool::{self, Spool, SpoolError, SpoolOptions};
 use crate::kinesis::target::StreamId;
 use crate::sbs::SbsLine;
 
-/// Items queued for the batch task. It never waits on Kinesis (it spools
-/// instead), so a small queue does.
-const QUEUE: usize = 1024;
+/// Batches queued for the batch task. It never waits on Kinesis (it
+/// spools instead), so a small queue does.
+const QUEUE: usize = 8;
 
 /// Why the Kinesis sink cannot start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +49,10 @@ pub enum KinesisError {
     Panicked(&'static str),
 }
 
-impl LineSource for Arc<Item> {
-    fn sbs_line(&self) -> Option<&SbsLine> {
-        self.line.as_ref()
+impl LineSource for super::Batch {
+    fn sbs_lines(&self) -> impl Iterator<Item = (&SbsLine, Cow<'_, str>)> {
+        self.iter()
+            .filter_map(|i| Some((i.line.as_ref()?, Cow::Borrowed(i.text.as_deref()?))))
     }
 }
 

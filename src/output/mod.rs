@@ -1,11 +1,11 @@
 //! Outputs: where the decoded data goes. An edge module (sockets, stdout,
 //! the Kinesis sink's tasks).
 //!
-//! The track stage hands every output the same [`Item`] (a parsed frame
-//! with what the tracker made of it, and its SBS line if it makes one)
-//! through the output's own bounded queue, its [`Port`]. An output is a
-//! task that reads its [`Feed`] and takes what it needs: the SBS outputs
-//! take lines, a frame output would take the frame. Adding one is a new
+//! The track stage hands every output the same [`Batch`] of [`Item`]s (a
+//! parsed frame with what the tracker made of it, and its SBS line if it
+//! makes one) through the output's own bounded queue, its [`Port`]. An
+//! output is a task that reads its [`Feed`] and takes what it needs: the
+//! SBS outputs take lines, the frame outputs take frames. Adding one is a new
 //! file with a `start` function returning its port and task, and one line
 //! in the daemon's wiring.
 //!
@@ -20,6 +20,13 @@
 //! - [`json`]: the aircraft table rendered once a second as dump1090-fa's
 //!   `aircraft.json`, `receiver.json`, `stats.json`; `--json-dir`.
 //! - [`http`]: `--http-listen`, the live map and those files.
+//!
+//! # Batches
+//!
+//! Items travel in batches of what the track stage had at once, at most
+//! one batch per [`BATCH_EVERY`] (see there): every output then wakes,
+//! formats and writes once per batch, not once per frame, which is most
+//! of what serving several outputs costs.
 //!
 //! # Never slowing the radio
 //!
@@ -59,10 +66,49 @@ pub struct Item {
     pub position: Option<(f64, f64)>,
     /// The SBS line, when the frame makes one (SBS_FORMAT.md).
     pub line: Option<SbsLine>,
+    /// `line` as text (no CRLF), formatted once for every output that
+    /// writes lines.
+    pub text: Option<Box<str>>,
 }
 
+impl Item {
+    /// An item, its line formatted.
+    pub fn new(
+        frame: Option<Decoded>,
+        position: Option<(f64, f64)>,
+        line: Option<SbsLine>,
+    ) -> Item {
+        let text = line.as_ref().map(|l| l.to_string().into_boxed_str());
+        Item {
+            frame,
+            position,
+            line,
+            text,
+        }
+    }
+}
+
+/// Items handed over together, in the order they came.
+pub type Batch = Arc<[Item]>;
+
 /// The receiving end of a port, read by the output's task.
-pub type Feed = mpsc::Receiver<Arc<Item>>;
+pub type Feed = mpsc::Receiver<Batch>;
+
+/// The track stage hands out a batch at most this often (and when one
+/// reaches [`BATCH_MAX`] items): each output then writes to its peers at
+/// most 5 times a second however many frames arrive. That is most of the
+/// saving, since each write to a socket costs tens of microseconds of
+/// kernel time (more on a Pi). It is what Pi owners have today: the usual
+/// dump1090-fa command line flushes its outputs every 200 ms
+/// (`--net-ro-interval 0.2`). The Beast timestamps travel with the
+/// frames, so mlat does not mind.
+pub const BATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A batch goes out once it holds this many items (a busy sky sends
+/// 2 500 frames a second); it may hold one input more (a sample buffer's
+/// frames). Bounds a port's memory to its capacity times this, when a
+/// file replayed at full speed keeps the track stage busy.
+pub const BATCH_MAX: usize = 1024;
 
 /// What a port does when its queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +132,7 @@ pub enum Wants {
 #[derive(Debug)]
 pub struct Port {
     name: &'static str,
-    tx: mpsc::Sender<Arc<Item>>,
+    tx: mpsc::Sender<Batch>,
     delivery: Delivery,
     wants: Wants,
     /// The pipeline stops when this output does (the sink).
@@ -95,8 +141,8 @@ pub struct Port {
 }
 
 impl Port {
-    /// A port named `name` (in logs) with a queue of `capacity` items, and
-    /// the feed its task reads.
+    /// A port named `name` (in logs) with a queue of `capacity` batches,
+    /// and the feed its task reads.
     pub fn new(
         name: &'static str,
         capacity: usize,
@@ -153,20 +199,22 @@ impl Outputs {
         Outputs { ports, tel }
     }
 
-    /// Hands `item` to every output that wants it. False once an essential
-    /// output has stopped (or none is left): the pipeline then stops.
-    pub async fn send(&mut self, item: Item) -> bool {
-        let item = Arc::new(item);
+    /// Hands `items` to every output that wants some of them. False once
+    /// an essential output has stopped (or none is left): the pipeline
+    /// then stops.
+    pub async fn send(&mut self, items: Vec<Item>) -> bool {
+        let batch: Batch = Arc::from(items);
+        let has_lines = batch.iter().any(|i| i.line.is_some());
         let mut i = 0;
         while i < self.ports.len() {
             let p = &mut self.ports[i];
-            if p.wants == Wants::Lines && item.line.is_none() {
+            if batch.is_empty() || (p.wants == Wants::Lines && !has_lines) {
                 i += 1;
                 continue;
             }
             let open = match p.delivery {
-                Delivery::Wait => p.tx.send(item.clone()).await.is_ok(),
-                Delivery::DropWhenFull => match p.tx.try_send(item.clone()) {
+                Delivery::Wait => p.tx.send(batch.clone()).await.is_ok(),
+                Delivery::DropWhenFull => match p.tx.try_send(batch.clone()) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         if p.dropped == 0 {
@@ -175,8 +223,8 @@ impl Outputs {
                                 "output queue full: dropping (further drops only counted)"
                             );
                         }
-                        p.dropped += 1;
-                        OutputTelemetry::add(&self.tel.items_dropped, 1);
+                        p.dropped += batch.len() as u64;
+                        OutputTelemetry::add(&self.tel.items_dropped, batch.len() as u64);
                         true
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => false,

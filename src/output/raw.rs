@@ -44,6 +44,7 @@ mod tests {
             }),
             position: None,
             line: None,
+            text: None,
         };
         let mut out = Vec::new();
         encode(&item, &mut out);

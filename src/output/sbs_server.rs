@@ -4,8 +4,6 @@
 //! gets the same stream, CRLF lines). Peers are handled by
 //! [`super::server`].
 
-use std::io::Write;
-
 use super::server::Protocol;
 use super::{Item, Wants};
 
@@ -17,7 +15,8 @@ pub static SBS: Protocol = Protocol {
 };
 
 fn encode(item: &Item, out: &mut Vec<u8>) {
-    if let Some(line) = &item.line {
-        let _ = write!(out, "{line}\r\n");
+    if let Some(text) = &item.text {
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
 }

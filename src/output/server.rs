@@ -35,8 +35,9 @@ use tracing::{info, warn};
 use super::{Delivery, Feed, Item, Port, Wants};
 use crate::retry::{Backoff, RetryPolicy};
 
-/// Batches queued per peer (one per [`TICK`]: 5 s) before it counts as
-/// not reading, on top of what its socket buffers hold.
+/// Batches queued per peer (at most one per [`super::BATCH_EVERY`]: 50 s)
+/// before it counts as not reading, on top of what its socket buffers
+/// hold.
 pub const PEER_QUEUE: usize = 250;
 
 /// Bytes queued per peer before it counts as not reading: some seconds of
@@ -48,10 +49,10 @@ pub const PEER_BYTES: usize = 512 * 1024;
 /// memory and CPU.
 pub const MAX_CLIENTS: usize = 64;
 
-/// Items queued for a server's task between two ticks: 80 ms of 50 000
-/// frames a second, far more than a sky sends (a file replayed at full
-/// speed just waits, as it does for every stage).
-const QUEUE: usize = 4096;
+/// Batches queued for a server's task (at most one per
+/// [`super::BATCH_EVERY`] arrives; a file replayed at full speed just
+/// waits, as it does for every stage).
+const QUEUE: usize = 8;
 
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -243,49 +244,16 @@ async fn write_peer(
     let _ = sock.shutdown().await;
 }
 
-/// How often an output takes what its feed holds: 50 wake-ups a second
-/// whatever the frame rate (a busy sky is 2 000 frames a second), for
-/// 20 ms of latency (readsb buffers its outputs for 50 ms). The Beast
-/// timestamps travel with the frames, so mlat does not mind.
-const TICK: Duration = Duration::from_millis(20);
-
-fn ticker() -> tokio::time::Interval {
-    let mut t = tokio::time::interval(TICK);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
-}
-
-/// What [`drain`] took.
-struct Drained {
-    /// Items with a frame.
-    frames: u64,
-    /// The feed has closed: the pipeline is done.
-    closed: bool,
-}
-
-/// Takes everything `feed` holds, encoding it into `buf` (cleared first)
-/// when `wanted`, else only counting it.
-fn drain(feed: &mut Feed, proto: &Protocol, wanted: bool, buf: &mut Vec<u8>) -> Drained {
+/// Encodes the items of `batch` that `proto` carries into `buf`
+/// (cleared first); how many of them had a frame.
+fn encode(batch: &[Item], proto: &Protocol, buf: &mut Vec<u8>) -> u64 {
     buf.clear();
-    let mut d = Drained {
-        frames: 0,
-        closed: false,
-    };
-    loop {
-        match feed.try_recv() {
-            Ok(item) => {
-                d.frames += u64::from(item.frame.is_some());
-                if wanted {
-                    (proto.encode)(&item, buf);
-                }
-            }
-            Err(mpsc::error::TryRecvError::Empty) => return d,
-            Err(mpsc::error::TryRecvError::Disconnected) => {
-                d.closed = true;
-                return d;
-            }
-        }
+    let mut frames = 0;
+    for item in batch {
+        frames += u64::from(item.frame.is_some());
+        (proto.encode)(item, buf);
     }
+    frames
 }
 
 /// Listens on `addr` for `proto`'s clients; the port that feeds the
@@ -313,7 +281,6 @@ async fn serve(
     let mut accept_failures = AcceptFailures::new(proto.name);
     let mut paused_until: Option<tokio::time::Instant> = None;
     let mut refusals = RepeatLog::default();
-    let mut tick = ticker();
     let set_clients = |n_before: usize, n_after: usize| {
         if n_after > n_before {
             add(&tel.clients, (n_after - n_before) as u64);
@@ -350,16 +317,17 @@ async fn serve(
                 }
             },
             () = pause => paused_until = None,
-            _ = tick.tick() => {
-                let drained = drain(&mut feed, proto, !clients.is_empty(), &mut buf);
+            batch = feed.recv() => {
+                let Some(batch) = batch else { break };
+                if clients.is_empty() {
+                    continue;
+                }
+                encode(&batch, proto, &mut buf);
                 if !buf.is_empty() {
                     let bytes: Arc<[u8]> = Arc::from(buf.as_slice());
                     let before = clients.len();
                     clients.retain(|c| c.offer(proto, &bytes, &tel));
                     set_clients(before, clients.len());
-                }
-                if drained.closed {
-                    break;
                 }
             }
         }
@@ -413,7 +381,6 @@ async fn push(
     let mut failures = 0u64;
     let mut failure_log = RepeatLog::default();
     let mut buf = Vec::new();
-    let mut tick = ticker();
     loop {
         let connecting = async {
             match dialing.as_mut() {
@@ -443,13 +410,12 @@ async fn push(
                     }
                 }
             }
-            _ = tick.tick() => {
-                let drained = drain(&mut feed, proto, peer.is_some(), &mut buf);
+            batch = feed.recv() => {
+                let Some(batch) = batch else { break };
+                let frames = encode(&batch, proto, &mut buf);
                 if peer.is_none() {
-                    add(&tel.unsent, drained.frames);
-                }
-                if drained.closed {
-                    break;
+                    add(&tel.unsent, frames);
+                    continue;
                 }
                 if buf.is_empty() {
                     continue;
@@ -466,7 +432,7 @@ async fn push(
                         }
                         peer = None;
                         sub(&tel.clients, 1);
-                        add(&tel.unsent, drained.frames);
+                        add(&tel.unsent, frames);
                         dialing = Some(dial(addr.clone(), retry.next_delay()));
                     }
                     None => {}

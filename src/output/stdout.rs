@@ -1,24 +1,20 @@
 //! The sink without `--stream`: SBS lines (CRLF, SBS_FORMAT.md §1) on
 //! stdout, or any other writer.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{Delivery, Feed, OutputTelemetry, Port, Wants};
 
-/// The sink writes out at least this often...
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// ... and whenever this much is buffered.
-const BUFFER: usize = 64 * 1024;
-/// Items queued for the writer.
-const QUEUE: usize = 1024;
+/// Batches queued for the writer (the track stage hands out one per
+/// [`super::BATCH_EVERY`] at most).
+const QUEUE: usize = 8;
 
-/// The port of a line writer on `out`, and its task: `LINE\r\n` written
-/// at least every [`FLUSH_EVERY`] and when the feed closes. The pipeline
+/// The port of a line writer on `out`, and its task: `LINE\r\n`, each
+/// batch in one write, and the rest when the feed closes. The pipeline
 /// waits for it (a file replayed at full speed loses nothing) and stops
 /// when it fails.
 pub fn start<W: AsyncWrite + Unpin + Send + 'static>(
@@ -34,34 +30,18 @@ async fn write_lines<W: AsyncWrite + Unpin>(
     mut out: W,
     tel: Arc<OutputTelemetry>,
 ) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(BUFFER);
-    let mut pending = 0u64;
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let flush = tokio::select! {
-            item = feed.recv() => match item {
-                Some(item) => {
-                    if let Some(l) = &item.line {
-                        write!(buf, "{l}\r\n")?;
-                        pending += 1;
-                    }
-                    buf.len() >= BUFFER
-                }
-                None => break,
-            },
-            _ = tick.tick() => !buf.is_empty(),
-        };
-        if flush {
-            out.write_all(&buf).await?;
-            out.flush().await?;
-            buf.clear();
-            tel.lines_written.fetch_add(pending, Ordering::Relaxed);
-            pending = 0;
+    let mut buf = Vec::new();
+    while let Some(batch) = feed.recv().await {
+        buf.clear();
+        let mut lines = 0u64;
+        for t in batch.iter().filter_map(|i| i.text.as_deref()) {
+            buf.extend_from_slice(t.as_bytes());
+            buf.extend_from_slice(b"\r\n");
+            lines += 1;
         }
+        out.write_all(&buf).await?;
+        out.flush().await?;
+        tel.lines_written.fetch_add(lines, Ordering::Relaxed);
     }
-    out.write_all(&buf).await?;
-    out.flush().await?;
-    tel.lines_written.fetch_add(pending, Ordering::Relaxed);
     Ok(())
 }
