@@ -90,7 +90,8 @@
   }
 
   function compare(a, b) {
-    const va = a[sortKey], vb = b[sortKey];
+    const key = (v) => (Array.isArray(v) ? (v.length ? v.join(",") : null) : v);
+    const va = key(a[sortKey]), vb = key(b[sortKey]);
     const na = va == null, nb = vb == null;
     if (na || nb) return na === nb ? 0 : na ? 1 : -1;
     const x = va === "ground" ? -1 : va, y = vb === "ground" ? -1 : vb;
@@ -100,6 +101,9 @@
 
   function drawTable() {
     const body = document.querySelector("#table tbody");
+    // The fleet map (tail) says which receivers heard each aircraft.
+    const fleet = aircraft.some((a) => a.receivers && a.receivers.length);
+    document.getElementById("th-receivers").hidden = !fleet;
     const rows = aircraft.slice().sort(compare).map((a) => {
       const tr = document.createElement("tr");
       tr.dataset.hex = a.hex;
@@ -108,6 +112,7 @@
         [a.hex, ""], [(a.flight || "").trim(), ""], [fmt(a.alt_baro), "num"], [fmt(a.gs, 0), "num"],
         [fmt(a.track, 0), "num"], [a.squawk || "", ""], [fmt(a.rssi, 1), "num"], [fmt(a.seen, 0), "num"],
       ];
+      if (fleet) cells.push([(a.receivers || []).join(", "), ""]);
       for (const [text, cls] of cells) {
         const td = document.createElement("td");
         td.textContent = text;

@@ -167,6 +167,11 @@ fn the_map_shows_a_marker_for_every_aircraft_with_a_position_and_they_move() {
         "the summary line was not written"
     );
     assert!(dom1.contains("<tbody><tr"), "the table is empty");
+    // One receiver: no "heard by" column.
+    assert!(
+        dom1.contains(r#"id="th-receivers" hidden"#),
+        "receivers column shown for one receiver"
+    );
 
     thread::sleep(Duration::from_secs(3));
     let shown2 = markers(&chromium(&url, 5000, None));

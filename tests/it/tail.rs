@@ -654,8 +654,23 @@ fn tail_serves_a_fleet_map_of_every_receiver_feeding_the_stream() {
     // The page shows them all, and the sky's move between two loads.
     let page = format!("http://{http}/?tiles=none");
     let before = positions(&get(&http, "/data/aircraft.json").1);
-    let shown = markers(&chromium(&page, 5000, None));
+    let dom = chromium(&page, 5000, None);
+    let shown = markers(&dom);
     let after = positions(&get(&http, "/data/aircraft.json").1);
+    // The table has a "heard by" column on the fleet map, naming each one.
+    let th = dom
+        .split(r#"id="th-receivers""#)
+        .nth(1)
+        .and_then(|rest| rest.split_once(">heard by</th>"))
+        .map(|(attrs, _)| attrs.to_owned());
+    assert!(
+        th.as_deref().is_some_and(|a| !a.contains("hidden")),
+        "no receivers column: {th:?}"
+    );
+    assert!(
+        dom.contains("<td>pi-north</td>") && dom.contains("<td>pi-south</td>"),
+        "receivers not in the table: {dom}"
+    );
     assert!(
         before
             .keys()
