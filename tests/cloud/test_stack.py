@@ -5,7 +5,7 @@ tail --from trim-horizon`) must hold exactly the lines `run` prints to
 stdout for the same input. The records read back, as a Kinesis event,
 then go through the template's Lambda into the deployed table.
 
-The binary is $ADSB_KINESIS_BIN, or built here with `cargo build`.
+The binary is $TEST_ADSB_KINESIS_BIN, or built here with `cargo build`.
 moto skips AWS::KinesisFirehose::DeliveryStream and never fires event
 source mappings (so the archive is checked in test_template.py and the
 Lambda is called by this test), and cannot delete stacks (hence reset).
@@ -28,7 +28,7 @@ RECORDING = cloudtest.SHARED / "iq" / "modes1_2400.cu8"
 
 
 def binary():
-    path = os.environ.get("ADSB_KINESIS_BIN")
+    path = os.environ.get("TEST_ADSB_KINESIS_BIN")
     if path:
         return path
     out = subprocess.run(

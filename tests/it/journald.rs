@@ -6,7 +6,7 @@
 //!
 //! Needs root (for the mount namespace), /lib/systemd/systemd-journald,
 //! journalctl, unshare and python3 (which sets up the stream connection).
-//! Without them the test fails; `ADSB_KINESIS_SKIP_JOURNALD=1` skips it,
+//! Without them the test fails; `TEST_SKIP_JOURNALD=1` skips it,
 //! saying so, for machines that cannot run a journal.
 
 use crate::common;
@@ -74,11 +74,11 @@ fn journal_can_run() -> Result<(), String> {
 #[test]
 fn journal_entries_carry_structured_fields() {
     if let Err(why) = journal_can_run() {
-        if std::env::var("ADSB_KINESIS_SKIP_JOURNALD").as_deref() == Ok("1") {
-            eprintln!("SKIPPED (ADSB_KINESIS_SKIP_JOURNALD=1): {why}");
+        if std::env::var("TEST_SKIP_JOURNALD").as_deref() == Ok("1") {
+            eprintln!("SKIPPED (TEST_SKIP_JOURNALD=1): {why}");
             return;
         }
-        panic!("cannot run a private journald: {why}; set ADSB_KINESIS_SKIP_JOURNALD=1 to skip");
+        panic!("cannot run a private journald: {why}; set TEST_SKIP_JOURNALD=1 to skip");
     }
     let dir = TempDir::new("journald");
     std::fs::write(dir.path("harness.sh"), HARNESS).unwrap();
