@@ -239,6 +239,30 @@ fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The longest error summary a log line carries.
+pub const SUMMARY_MAX: usize = 200;
+
+/// An error and its causes in one short line for the log: each cause's
+/// own message (never the `Debug` dumps the SDK's `DisplayErrorContext`
+/// adds), a cause that only repeats the one before left out, cut at
+/// [`SUMMARY_MAX`] characters. The whole text is logged at debug.
+pub fn summary(e: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let text = squash(&c.to_string());
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = c.source();
+    }
+    let line = parts.join(": ");
+    match line.char_indices().nth(SUMMARY_MAX - 1) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
 /// The SDK client bound to one stream.
 #[derive(Clone)]
 pub struct Kinesis {
@@ -306,7 +330,8 @@ pub fn classify<E>(e: &SdkError<E>) -> RequestFailure
 where
     E: ProvideErrorMetadata + StdError + 'static,
 {
-    let message = squash(&DisplayErrorContext(e).to_string());
+    tracing::debug!(detail = %DisplayErrorContext(e), "AWS SDK error");
+    let message = summary(e);
     match e {
         SdkError::ServiceError(s) => {
             let status = s.raw().status().as_u16();
@@ -367,5 +392,49 @@ where
             code: None,
             message,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Chain {
+        text: String,
+        #[source]
+        source: Option<Box<Chain>>,
+    }
+
+    fn chain(texts: &[&str]) -> Chain {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |source, t| {
+                Some(Chain {
+                    text: t.to_string(),
+                    source: source.map(Box::new),
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_summary_is_one_short_line_of_causes() {
+        let e = chain(&[
+            "dispatch failure",
+            "io error",
+            "io error",
+            "tcp connect error:\n  Connection refused (os error 111)",
+        ]);
+        assert_eq!(
+            summary(&e),
+            "dispatch failure: io error: tcp connect error: Connection refused (os error 111)"
+        );
+        let long = "x".repeat(500);
+        let s = summary(&chain(&["failed", &long]));
+        assert_eq!(s.chars().count(), SUMMARY_MAX);
+        assert!(s.starts_with("failed: xxx") && s.ends_with('…'));
     }
 }

@@ -59,7 +59,8 @@ enum Command {
     Tail(tail_cmd::TailArgs),
     /// Check the configuration `run` would use (same flags, --config file
     /// and ADSB_KINESIS_* variables) and the AWS settings: one line, exit 0
-    /// if it can run, 1 if not. No network calls without --online.
+    /// if it can run, 78 if a setting is wrong (1 for other trouble). No
+    /// network calls without --online.
     CheckConfig(Box<CheckConfigArgs>),
     /// List the RTL-SDR dongles on USB (index, USB ids, serial) for
     /// `--source rtlsdr:INDEX` or `rtlsdr:serial=SERIAL`.
@@ -71,9 +72,6 @@ struct CheckConfigArgs {
     /// Also look the stream up in Kinesis (DescribeStreamSummary).
     #[arg(long)]
     online: bool,
-    /// Fail if no stream is configured (the systemd unit uses this).
-    #[arg(long)]
-    require_stream: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -352,6 +350,19 @@ impl<W: Write> Printer<W> {
     }
 }
 
+/// Bad input lines named one by one, then only counted (the summary
+/// says how many): a file of junk must not become a flood on stderr.
+const LINE_WARNINGS: u64 = 10;
+
+fn warn_line(bad_so_far: u64, line: usize, e: &dyn std::fmt::Display) {
+    if bad_so_far <= LINE_WARNINGS {
+        eprintln!("warning: line {line}: {e}");
+    }
+    if bad_so_far == LINE_WARNINGS {
+        eprintln!("warning: more bad lines are only counted");
+    }
+}
+
 fn decode(args: DecodeArgs) -> Result<()> {
     args.receiver.validate().map_err(|e| match e {
         ConfigError::Invalid { field, message } => anyhow::anyhow!("--{field}: {message}"),
@@ -398,13 +409,13 @@ fn decode(args: DecodeArgs) -> Result<()> {
                             Ok(frame) => p.frame(&frame, t, None)?,
                             Err(e) => {
                                 p.undecodable += 1;
-                                eprintln!("warning: line {}: {e}", n + 1);
+                                warn_line(p.undecodable, n + 1, &e);
                             }
                         }
                     }
                     Err(e) => {
                         p.undecodable += 1;
-                        eprintln!("warning: line {}: {e}", n + 1);
+                        warn_line(p.undecodable, n + 1, &e);
                     }
                 }
             }
@@ -465,12 +476,24 @@ fn decode(args: DecodeArgs) -> Result<()> {
         );
     }
     eprintln!("{summary}");
+    if total == 0 && signal_seconds.is_some_and(|s| s >= 1.0) {
+        eprintln!(
+            "hint: no frames in {:.1} s of samples. Is the rate right (--sample-rate 2.0M for \
+             a file recorded at 2 MS/s)? The format (--iformat cs16 for 16-bit samples)? \
+             An antenna and 1090 MHz?",
+            signal_seconds.unwrap_or(0.0)
+        );
+    }
     Ok(())
 }
 
 /// `run`'s options: the file, and every option (config::RunConfig).
 #[derive(Args)]
 struct RunArgs {
+    /// Fail (exit 78) if no Kinesis stream is configured, rather than
+    /// print SBS lines on stdout (the systemd unit uses this).
+    #[arg(long)]
+    require_stream: bool,
     #[command(flatten)]
     file: ConfigFile,
     #[command(flatten)]
@@ -510,6 +533,7 @@ fn init_tracing() {
 /// The config `run` and `check-config` use: file, environment, flags (the
 /// flags as `m`, the subcommand's matches, tells which were given).
 fn load_config(a: &RunArgs, m: &ArgMatches) -> Result<RunConfig> {
+    adsb_kinesis::config::check_env(std::env::vars_os())?;
     Ok(RunConfig::load(&a.file, m, |k| std::env::var(k).ok())?)
 }
 
@@ -518,7 +542,7 @@ fn check_config_cmd(a: CheckConfigArgs, m: &ArgMatches) -> Result<()> {
     adsb_kinesis::service::adopt_systemd_aws_credentials();
     let opts = adsb_kinesis::check::CheckOptions {
         online: a.online,
-        require_stream: a.require_stream,
+        require_stream: a.run.require_stream,
     };
     let config = load_config(&a.run, m)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -535,6 +559,9 @@ fn run_cmd(a: RunArgs, m: &ArgMatches) -> Result<()> {
     let creds = adsb_kinesis::service::adopt_systemd_aws_credentials();
     let config = load_config(&a, m)?;
     config.validate()?;
+    if a.require_stream && config.kinesis.stream_id().is_none() {
+        return Err(adsb_kinesis::check::CheckError::NoStream.into());
+    }
     init_tracing();
     if let Some(f) = creds {
         tracing::info!(file = %f.display(), "AWS credentials from systemd (LoadCredential=)");
@@ -565,7 +592,83 @@ fn devices() -> Result<()> {
     Ok(())
 }
 
+/// The exit status of a setting that cannot work (sysexits.h EX_CONFIG).
+/// The unit's `RestartPreventExitStatus=78` then leaves the service
+/// `failed` after one try, with the reason in the journal, instead of
+/// restarting it every 10 s; any other failure (a dongle away, the network
+/// down) is restarted.
+const EXIT_CONFIG: u8 = 78;
+
+/// True when `e` comes from a setting: the config itself, or region,
+/// credentials, endpoint or a stream that Kinesis says is missing or not
+/// ours, found at start.
+fn is_config_error(e: &anyhow::Error) -> bool {
+    use adsb_kinesis::check::CheckError;
+    use adsb_kinesis::output::kinesis::KinesisError;
+    #[cfg(feature = "aws")]
+    fn start(e: &adsb_kinesis::aws::StartError) -> bool {
+        use adsb_kinesis::aws::StartError;
+        use adsb_kinesis::kinesis::batch::ErrorClass;
+        match e {
+            StartError::Stream { failure, .. } => failure.class == ErrorClass::Configuration,
+            _ => true,
+        }
+    }
+    #[cfg(not(feature = "aws"))]
+    fn start(_: &std::convert::Infallible) -> bool {
+        true
+    }
+    e.chain().any(|c| {
+        if c.is::<ConfigError>() {
+            return true;
+        }
+        let kinesis = |k: &KinesisError| match k {
+            #[cfg(feature = "aws")]
+            KinesisError::Aws(s) => start(s),
+            #[cfg(not(feature = "aws"))]
+            KinesisError::NoAws => true,
+            _ => false,
+        };
+        if let Some(r) = c.downcast_ref::<RunError>() {
+            return match r {
+                RunError::Config(_) => true,
+                RunError::Kinesis(k) => kinesis(k),
+                _ => false,
+            };
+        }
+        if let Some(k) = c.downcast_ref::<KinesisError>() {
+            return kinesis(k);
+        }
+        #[cfg(feature = "aws")]
+        if let Some(s) = c.downcast_ref::<adsb_kinesis::aws::StartError>() {
+            return start(s);
+        }
+        match c.downcast_ref::<CheckError>() {
+            #[cfg(feature = "aws")]
+            Some(CheckError::Aws(s)) => start(s),
+            Some(CheckError::Spool { .. }) | None => false,
+            Some(_) => true,
+        }
+    })
+}
+
+/// The last words of a failed command, one line. Under systemd (stderr
+/// is the journal) the `<3>` prefix files it at PRIORITY=3, so that
+/// `systemctl status` and `journalctl -p err` show it.
+fn print_fatal(e: &anyhow::Error) {
+    let journal =
+        adsb_kinesis::service::stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref());
+    let text = format!("{e:#}").replace('\n', " ");
+    if journal {
+        eprintln!("<3>error: {text}");
+    } else {
+        eprintln!("error: {text}");
+    }
+}
+
 fn main() -> ExitCode {
+    // Before any thread starts (this edits the environment).
+    adsb_kinesis::service::drop_empty_aws_vars();
     // The matches are kept: the config layers ask them which flags were
     // given on the command line.
     let parsed = Cli::command()
@@ -623,8 +726,12 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            print_fatal(&e);
+            if is_config_error(&e) {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -44,10 +44,13 @@ pub enum LogTarget {
     Stderr,
 }
 
-/// What is logged when `RUST_LOG` is not set: our `info`, and rtl-sdr-rs's
-/// warnings and errors only (at `info` it narrates every tuner register
-/// it sets, a dozen lines each time the dongle is opened).
-pub const DEFAULT_LOG_FILTER: &str = "info,rtl_sdr_rs=warn";
+/// What is logged when `RUST_LOG` is not set: our `info`, and only the
+/// warnings and errors of rtl-sdr-rs (at `info` it narrates every tuner
+/// register it sets, a dozen lines each time the dongle is opened) and of
+/// the AWS SDK (at `info` its credential chain logs the access key id it
+/// found, and its retries are multi-line dumps; we log what they mean).
+pub const DEFAULT_LOG_FILTER: &str = "info,rtl_sdr_rs=warn,aws_config=warn,aws_sdk_kinesis=warn,\
+aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_smithy_http_client=warn";
 
 /// Sets up `tracing` (filtered by `RUST_LOG`, default
 /// [`DEFAULT_LOG_FILTER`]): the journal when stderr is connected to it and
@@ -82,6 +85,29 @@ pub fn init_tracing() -> LogTarget {
     LogTarget::Stderr
 }
 
+/// The `AWS_*` variables set but empty (`AWS_REGION=` in an environment
+/// file): the AWS SDK would take such a region as the region "" and fail
+/// at the first request, so an empty variable means unset, as it does for
+/// `ADSB_KINESIS_*`.
+pub fn empty_aws_vars(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<std::ffi::OsString> {
+    vars.filter(|(k, v)| {
+        k.to_str().is_some_and(|k| k.starts_with("AWS_"))
+            && v.to_str().is_some_and(|v| v.trim().is_empty())
+    })
+    .map(|(k, _)| k)
+    .collect()
+}
+
+/// Removes [`empty_aws_vars`] from the environment. Call before any thread
+/// starts.
+pub fn drop_empty_aws_vars() {
+    for k in empty_aws_vars(std::env::vars_os()) {
+        std::env::remove_var(k);
+    }
+}
+
 /// The shared-credentials file systemd put in `$CREDENTIALS_DIRECTORY`
 /// (`LoadCredential=aws:...`), unless `AWS_SHARED_CREDENTIALS_FILE`
 /// already names one.
@@ -114,6 +140,22 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn empty_aws_variables_are_unset() {
+        let vars = [
+            ("AWS_REGION", ""),
+            ("AWS_PROFILE", "  "),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("ADSB_KINESIS_STREAM", ""),
+            ("HOME", ""),
+        ]
+        .map(|(k, v)| (k.into(), v.into()));
+        assert_eq!(
+            empty_aws_vars(vars.into_iter()),
+            vec![std::ffi::OsString::from("AWS_REGION"), "AWS_PROFILE".into()]
+        );
     }
 
     #[test]

@@ -253,6 +253,62 @@ pub fn env_var(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
 }
 
+/// Checks the names and values of the `ADSB_KINESIS_*` variables in
+/// `vars` (the process environment): a name that is no option
+/// (`ADSB_KINESIS_STRAEM`) or a value that is not UTF-8 is an error, as an
+/// unknown key in the file is, rather than a setting silently ignored.
+/// `ADSB_KINESIS_CONFIG` names the file.
+pub fn check_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    known: &BTreeSet<String>,
+) -> Result<(), ConfigError> {
+    for (name, value) in vars {
+        let Some(name) = name.to_str() else { continue };
+        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        if key != "config" && !known.contains(&key) {
+            let hint = known
+                .iter()
+                .map(|k| (edit_distance(k, &key), k))
+                .min()
+                .filter(|(d, _)| *d <= 2)
+                .map(|(_, k)| format!("; did you mean {}?", env_var(k)))
+                .unwrap_or_default();
+            return Err(ConfigError::Env {
+                var: name.to_owned(),
+                message: format!("no such option (see `adsb-kinesis run --help`){hint}"),
+            });
+        }
+        if value.to_str().is_none() {
+            return Err(ConfigError::Env {
+                var: name.to_owned(),
+                message: "the value is not UTF-8".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Levenshtein distance, for the "did you mean" of a misspelt variable.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -349,6 +405,44 @@ impl<'de> Deserializer<'de> for Text<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelt_and_non_utf8_variables_are_errors() {
+        use std::os::unix::ffi::OsStringExt;
+        let known: BTreeSet<String> = ["stream", "stats_interval"].map(String::from).into();
+        let vars = |v: Vec<(&str, std::ffi::OsString)>| {
+            v.into_iter()
+                .map(|(k, v)| (k.into(), v))
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        let ok = vars(vec![
+            ("ADSB_KINESIS_STREAM", "adsb".into()),
+            ("ADSB_KINESIS_CONFIG", "/etc/a.toml".into()),
+            ("HOME", std::ffi::OsString::from_vec(vec![0xff])),
+        ]);
+        assert!(check_env(ok, &known).is_ok());
+        let err = check_env(vars(vec![("ADSB_KINESIS_STRAEM", "adsb".into())]), &known)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "ADSB_KINESIS_STRAEM: no such option (see `adsb-kinesis run --help`); \
+             did you mean ADSB_KINESIS_STREAM?"
+        );
+        let err = check_env(vars(vec![("ADSB_KINESIS_WHATEVER", "1".into())]), &known)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("did you mean"), "{err}");
+        let bad = vars(vec![(
+            "ADSB_KINESIS_STREAM",
+            std::ffi::OsString::from_vec(vec![b'a', 0xff]),
+        )]);
+        assert_eq!(
+            check_env(bad, &known).unwrap_err().to_string(),
+            "ADSB_KINESIS_STREAM: the value is not UTF-8"
+        );
+    }
 
     fn known(keys: &[&str]) -> BTreeSet<String> {
         keys.iter().map(|k| k.to_string()).collect()

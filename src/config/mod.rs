@@ -145,6 +145,10 @@ pub struct SourceConfig {
     /// Power the antenna LNA through the coax (rtlsdr, rtltcp)
     #[arg(long)]
     pub bias_tee: bool,
+    /// Aircraft in the simulated sky (--source sim), 1-1000: a busier sky
+    /// for trying the outputs and the map
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub sim_aircraft: u16,
 }
 
 /// How frames are decoded: where the receiver is, how much repair.
@@ -346,6 +350,14 @@ pub fn layers(
         .under(Layer::from_flags(m, &known)))
 }
 
+/// [`layers::check_env`] for `run`'s options: `vars` is the process
+/// environment.
+pub fn check_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<(), ConfigError> {
+    layers::check_env(vars, &layers::keys_of::<RunConfig>())
+}
+
 impl RunConfig {
     /// The configuration of a `run` or `check-config` command line: the
     /// layers of [`layers`], read into every section, with
@@ -412,6 +424,7 @@ impl RunConfig {
             sample_rate: self.source.sample_rate.hz(),
             format: SampleFormat::Cu8,
             receiver: self.receiver.position().unwrap_or(d.receiver),
+            aircraft: usize::from(self.source.sim_aircraft),
             ..d
         }
     }

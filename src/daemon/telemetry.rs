@@ -202,9 +202,15 @@ fn log_sender(what: &str, s: &SenderStats) {
     );
 }
 
+/// When the first stats line comes, at the latest.
+const FIRST_STATS: Duration = Duration::from_secs(10);
+
 /// The stats task: a line every `every` until `stop`.
 pub(super) async fn stats(tel: Arc<Telemetry>, every: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // The first line comes early, so that a first try of a few seconds
+    // shows one; then every `every`.
+    let first = every.min(FIRST_STATS);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
     let (mut last, mut at) = (RunStats::default(), Instant::now());
     loop {
         tokio::select! {

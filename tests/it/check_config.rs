@@ -1,6 +1,8 @@
-//! `adsb-kinesis check-config`, the unit's ExecStartPre=: one line, exit 0
-//! if `run` could start with this configuration, non-zero if not. Offline
-//! checks make no network call; `--online` asks a real moto server.
+//! `adsb-kinesis check-config`: one line, exit 0 if `run` could start with
+//! this configuration, 78 (EX_CONFIG, which the unit does not restart) if
+//! a setting is wrong. Offline checks make no network call; `--online`
+//! asks a real moto server. And `run`'s own start checks, as the unit
+//! meets them.
 
 use crate::common;
 
@@ -33,7 +35,13 @@ fn ok_line(out: &Output) -> String {
     text
 }
 
+/// A wrong setting: one line, exit 78.
 fn err_line(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    one_line(out)
+}
+
+fn one_line(out: &Output) -> String {
     assert!(!out.status.success(), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -47,13 +55,79 @@ fn stdout_config_is_ok_unless_a_stream_is_required() {
     assert!(ok_line(&out).contains("SBS lines to stdout"));
     let err = err_line(&check(&["--require-stream"], |_| {}));
     assert!(err.contains("no Kinesis stream configured"), "{err}");
-    assert_eq!(check(&["--require-stream"], |_| {}).status.code(), Some(1));
+}
+
+/// What the unit runs on a fresh install: no stream. Exit 78 (the unit
+/// does not restart it) and, when stderr is the journal, the line filed at
+/// PRIORITY=3 by its `<3>` prefix.
+#[test]
+fn run_without_a_stream_under_the_unit_stops_with_an_error_line() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("run-no-stream");
+    let log = dir.path("stderr");
+    let file = std::fs::File::create(&log).unwrap();
+    let meta = file.metadata().unwrap();
+    let mut c = bin();
+    aws_env(&mut c);
+    let out = c
+        .args(["run", "--require-stream"])
+        .env("ADSB_KINESIS_STREAM", "")
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stdin(Stdio::null())
+        .stderr(file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("<3>error: no Kinesis stream configured"),
+        "{err}"
+    );
+    // Not the journal: no prefix.
+    let out = bin()
+        .args(["run", "--require-stream"])
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("ADSB_KINESIS_STREAM")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: no Kinesis stream"));
+}
+
+/// `AWS_REGION=` as the shipped /etc/default file had it: unset, not the
+/// region "".
+#[test]
+fn an_empty_aws_region_is_no_region() {
+    let dir = TempDir::new("check-empty-region");
+    let spool = dir.path("spool");
+    let args = ["--stream", "adsb", "--spool-dir", spool.to_str().unwrap()];
+    let err = err_line(&check(&args, |c| {
+        c.env("AWS_REGION", "").env_remove("AWS_DEFAULT_REGION");
+    }));
+    assert!(err.contains("no AWS region"), "{err}");
+    // And an empty AWS_PROFILE is the default profile, not a profile "".
+    let line = ok_line(&check(&args, |c| {
+        c.env("AWS_PROFILE", "");
+    }));
+    assert!(line.contains("credentials found"), "{line}");
 }
 
 #[test]
 fn bad_values_name_the_setting() {
-    let err = err_line(&check(&["--fix", "7"], |_| {}));
-    assert!(err.contains("--fix"), "{err}");
+    // Flag syntax is clap's: exit 2, as for every command.
+    let out = check(&["--fix", "7"], |_| {});
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(one_line(&out).contains("--fix"), "{out:?}");
+    // A misspelt variable is named, not ignored.
+    let err = err_line(&check(&["--source", "sim"], |c| {
+        c.env("ADSB_KINESIS_STRAEM", "adsb");
+    }));
+    assert!(
+        err.contains("ADSB_KINESIS_STRAEM") && err.contains("did you mean ADSB_KINESIS_STREAM?"),
+        "{err}"
+    );
     let err = err_line(&check(&["--stream", "a b"], |_| {}));
     assert!(err.starts_with("error: stream:"), "{err}");
     let err = err_line(&check(&["--stream", "adsb", "--region", " "], |_| {}));
@@ -85,11 +159,13 @@ fn offline_aws_checks_region_credentials_and_spool() {
     );
     // Checked, not made: `run` makes it.
     assert!(!std::path::Path::new(spool).exists());
-    // The spool directory must be usable.
-    let err = err_line(&check(
+    // The spool directory must be usable (exit 1: a disk can come back).
+    let out = check(
         &["--stream", "adsb", "--spool-dir", "/proc/adsbk-nope"],
         |_| {},
-    ));
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = one_line(&out);
     assert!(
         err.starts_with("error: spool_dir /proc/adsbk-nope:"),
         "{err}"
