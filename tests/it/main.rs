@@ -18,6 +18,8 @@ mod kinesis;
 mod map;
 mod net_outputs;
 mod notify;
+#[cfg(feature = "aws")]
+mod readme;
 mod recordings;
 mod run;
 mod sim_recall;
