@@ -38,6 +38,55 @@ fn truncated_file_decodes_what_is_complete_and_warns() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A cs16 recording read as cu8 (the default), or a 2.0 MS/s one at the
+/// default 2.4: no frames, and a hint at the likely mistake instead of a
+/// silent zero. The right settings find frames in the same files.
+#[test]
+fn nothing_found_hints_at_rate_and_format() {
+    let iq = shared("iq/modes1.bin");
+    let iq = iq.to_str().unwrap();
+    for args in [vec!["decode", iq], vec!["decode", "--iformat", "cu8", iq]] {
+        let out = run(&args);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("frames 0 "), "{err}");
+        assert!(
+            err.contains("hint: no frames") && err.contains("--sample-rate 2.0M"),
+            "{err}"
+        );
+    }
+    let out = run(&["decode", "--sample-rate", "2.0M", iq]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.starts_with("frames 0 ") && !err.contains("hint"),
+        "{err}"
+    );
+    let cs16 = shared("iq/test_1641427457780.iq");
+    let cs16 = cs16.to_str().unwrap();
+    let err = String::from_utf8_lossy(&run(&["decode", cs16]).stderr).into_owned();
+    assert!(err.contains("--iformat cs16"), "{err}");
+    let err =
+        String::from_utf8_lossy(&run(&["decode", "--iformat", "cs16", cs16]).stderr).into_owned();
+    assert!(
+        !err.starts_with("frames 0 ") && !err.contains("hint"),
+        "{err}"
+    );
+}
+
+/// A file of junk lines: the first few named, the rest counted, not one
+/// warning per line.
+#[test]
+fn junk_hex_lines_are_named_then_counted() {
+    let dir = TempDir::new("cli-junk");
+    let junk = dir.path("junk.txt");
+    std::fs::write(&junk, "not a frame\n".repeat(5000)).unwrap();
+    let out = run(&["decode", "--iformat", "hex", junk.to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("warning: line ").count(), 10, "{err}");
+    assert!(err.contains("bad lines 5000"), "{err}");
+}
+
 #[test]
 fn garbage_never_panics() {
     // Random bytes as IQ (both formats, both rates) and as hex lines.
