@@ -16,6 +16,37 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 
+/// A connection that lasted this long was a good one: its loss starts the
+/// backoff over. A shorter one (a peer that accepts and hangs up, sends a
+/// few bytes and closes) keeps the backoff growing, so it cannot turn a
+/// reconnect loop into a busy one.
+pub const STABLE: Duration = Duration::from_secs(60);
+
+/// How often a failure that keeps repeating is logged again, with its count.
+pub const REPEAT_LOG: Duration = Duration::from_secs(60);
+
+/// A warning that may repeat (a refused client, a failed accept): logged
+/// the first time, then at most once per [`REPEAT_LOG`] with how many
+/// happened since, so a flood cannot flood the journal.
+#[derive(Debug, Default)]
+pub(crate) struct RepeatLog {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl RepeatLog {
+    /// Counts one occurrence; `Some(n)` when it is time to log, `n` being
+    /// the occurrences since the last line (this one included).
+    pub(crate) fn hit(&mut self) -> Option<u64> {
+        self.since += 1;
+        if self.last.is_some_and(|t| t.elapsed() < REPEAT_LOG) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.since))
+    }
+}
+
 /// The bounds of a schedule: the first pause is at most `base`, pauses
 /// double up to `cap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

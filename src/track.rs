@@ -28,6 +28,13 @@ const RECEIVER_RANGE_KM: f64 = 300.0;
 /// Aircraft not heard for this long are forgotten.
 pub const FORGET_SECONDS: f64 = 300.0;
 
+/// Most aircraft tracked at once. A busy site hears a few hundred; a feed
+/// of valid frames from ever new addresses (noise, or hostile) would
+/// otherwise grow the table for [`FORGET_SECONDS`] at whatever rate it
+/// sends. New addresses past it are counted ([`TrackStats::refused`]) and
+/// not tracked until old ones are forgotten.
+pub const MAX_TRACKED: usize = 10_000;
+
 #[derive(Debug, Clone, Copy)]
 struct CprMsg {
     pos: CprPos,
@@ -55,6 +62,9 @@ pub struct TrackStats {
     pub positions_local: u64,
     /// Positions that failed the speed/range plausibility check.
     pub positions_rejected: u64,
+    /// Frames of new addresses not tracked because the table held
+    /// [`MAX_TRACKED`] aircraft.
+    pub refused: u64,
 }
 
 /// The aircraft table.
@@ -91,6 +101,10 @@ impl Tracker {
     /// frame produced, if any.
     pub fn update(&mut self, frame: &Frame, t: f64) -> Option<(f64, f64)> {
         self.sweep(t);
+        if self.aircraft.len() >= MAX_TRACKED && !self.aircraft.contains_key(&frame.icao) {
+            self.stats.refused += 1;
+            return None;
+        }
         let ac = self.aircraft.entry(frame.icao).or_default();
         ac.last_seen = ac.last_seen.max(t);
         let (cpr, surface) = match &frame.body {
@@ -212,4 +226,43 @@ fn decode_position(
         RECEIVER_RANGE_KM
     };
     (cpr::distance_km((rl, rn), p) <= limit).then_some((p, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modes::{self, crc};
+
+    /// A DF11 all-call reply from `icao` (II = 0: parity is the CRC).
+    fn all_call(icao: u32) -> Frame {
+        let mut b = [
+            0x5D,
+            (icao >> 16) as u8,
+            (icao >> 8) as u8,
+            icao as u8,
+            0,
+            0,
+            0,
+        ];
+        let p = crc::checksum(&b[..4]);
+        b[4..].copy_from_slice(&[(p >> 16) as u8, (p >> 8) as u8, p as u8]);
+        modes::parse(&b).unwrap()
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_counts_what_it_refuses() {
+        let mut t = Tracker::new(None);
+        for i in 0..MAX_TRACKED as u32 + 500 {
+            t.update(&all_call(0x10_0000 + i), 1.0);
+        }
+        assert_eq!(t.len(), MAX_TRACKED);
+        assert_eq!(t.stats.refused, 500);
+        // Known aircraft are still tracked; once the old ones are
+        // forgotten, new ones are taken again.
+        t.update(&all_call(0x10_0000), 2.0);
+        assert_eq!(t.stats.refused, 500);
+        t.update(&all_call(0xABCDEF), 2.0 + FORGET_SECONDS + 20.0);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.stats.refused, 500);
+    }
 }

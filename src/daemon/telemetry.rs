@@ -22,6 +22,8 @@ pub(super) struct Telemetry {
     /// Sample buffers the demodulator had no room for.
     pub buffers_dropped: AtomicU64,
     pub aircraft: AtomicU64,
+    /// Frames of new addresses the full tracker did not take.
+    pub aircraft_refused: AtomicU64,
     /// The Kinesis sink's counters, when it is the sink.
     pub sender: Option<Arc<SenderTelemetry>>,
     /// Sample buffers the demodulator took, and SBS lines the track stage
@@ -47,6 +49,9 @@ pub struct RunStats {
     pub lines: u64,
     /// Aircraft in the tracker's table.
     pub aircraft: u64,
+    /// Frames of new addresses not tracked because the table was full
+    /// ([`crate::track::MAX_TRACKED`]).
+    pub aircraft_refused: u64,
     /// The Kinesis sink's counters (all zero with the stdout sink).
     pub sender: SenderStats,
     /// The source's counters (network and dongle sources).
@@ -113,6 +118,7 @@ impl Telemetry {
             buffers_dropped: get(&self.buffers_dropped),
             lines: get(&self.outputs.lines_written) + sender.lines_sent,
             aircraft: get(&self.aircraft),
+            aircraft_refused: get(&self.aircraft_refused),
             sender,
             source: self.source.snapshot(),
             listen_clients: get(&self.outputs.net.clients),
@@ -144,6 +150,7 @@ impl Telemetry {
             frames_dropped = now.frames_dropped,
             buffers_dropped = now.buffers_dropped,
             aircraft = now.aircraft,
+            aircraft_refused = now.aircraft_refused,
             source_connects = now.source.connects,
             source_failures = now.source.failures,
             source_rejects = now.source.rejects,

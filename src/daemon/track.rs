@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::telemetry::Telemetry;
 use crate::decoder::Decoded;
@@ -107,10 +107,23 @@ impl Stage<'_> {
         let t = d.sample as f64 / self.hz;
         let tracker = &mut *self.tracker;
         let known = tracker.len();
+        let refused = tracker.stats.refused;
         let position = tracker.update(&d.frame, t);
         self.tel
             .aircraft
             .store(tracker.len() as u64, Ordering::Relaxed);
+        if tracker.stats.refused > refused {
+            if refused == 0 {
+                warn!(
+                    max = crate::track::MAX_TRACKED,
+                    "aircraft table full: frames of new addresses are not tracked \
+                     (counted as aircraft_refused; a noisy or hostile feed?)"
+                );
+            }
+            self.tel
+                .aircraft_refused
+                .store(tracker.stats.refused, Ordering::Relaxed);
+        }
         if tracker.len() > known {
             debug!(icao = %d.frame.icao, df = d.frame.df, aircraft = tracker.len(), "new aircraft");
         }

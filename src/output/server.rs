@@ -33,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Delivery, Feed, Item, Port, Wants};
-use crate::retry::{Backoff, RetryPolicy};
+pub(crate) use crate::retry::RepeatLog;
+use crate::retry::{Backoff, RetryPolicy, STABLE};
 
 /// Batches queued per peer (at most one per [`super::BATCH_EVERY`]: 50 s)
 /// before it counts as not reading, on top of what its socket buffers
@@ -71,13 +72,6 @@ pub const CONNECT_RETRY: RetryPolicy = RetryPolicy {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A connection that lasted this long was a good one: the backoff starts
-/// over after it.
-const STABLE: Duration = Duration::from_secs(60);
-
-/// How often a failure that keeps repeating is logged again, with its count.
-const REPEAT_LOG: Duration = Duration::from_secs(60);
-
 /// A stream format: which items it takes and how each is written.
 #[derive(Debug)]
 pub struct Protocol {
@@ -100,28 +94,6 @@ pub struct NetTelemetry {
     pub refused: AtomicU64,
     /// Items a `connect` output dropped while it had no peer.
     pub unsent: AtomicU64,
-}
-
-/// A warning that may repeat (a refused client, a failed accept): logged
-/// the first time, then at most once per [`REPEAT_LOG`] with how many
-/// happened since, so a flood cannot flood the journal.
-#[derive(Debug, Default)]
-pub(crate) struct RepeatLog {
-    last: Option<Instant>,
-    since: u64,
-}
-
-impl RepeatLog {
-    /// Counts one occurrence; `Some(n)` when it is time to log, `n` being
-    /// the occurrences since the last line (this one included).
-    pub(crate) fn hit(&mut self) -> Option<u64> {
-        self.since += 1;
-        if self.last.is_some_and(|t| t.elapsed() < REPEAT_LOG) {
-            return None;
-        }
-        self.last = Some(Instant::now());
-        Some(std::mem::take(&mut self.since))
-    }
 }
 
 /// A listener's failing `accept` (out of file descriptors and the like):

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::retry::{Backoff, RetryPolicy};
+use crate::retry::{Backoff, RepeatLog, RetryPolicy, STABLE};
 
 /// The source's counters, kept together and logged on the stats line.
 #[derive(Debug, Default)]
@@ -102,6 +102,7 @@ pub async fn connect(
     addr: &str,
     hint: &str,
     retry: &mut Backoff,
+    failures: &mut RepeatLog,
     token: &CancellationToken,
     tel: &SourceTelemetry,
 ) -> Option<tokio::net::TcpStream> {
@@ -118,7 +119,10 @@ pub async fn connect(
             }
             Err(e) => {
                 SourceTelemetry::add(&tel.failures, 1);
-                tracing::warn!(source, addr = %addr, error = %e, "{hint}; retrying");
+                if let Some(n) = failures.hit() {
+                    tracing::warn!(source, addr = %addr, error = %e, failures = n,
+                        "{hint}; retrying with backoff (repeats logged once a minute)");
+                }
                 if !retry.sleep(token).await {
                     return None;
                 }
@@ -145,9 +149,11 @@ pub struct FeedNames {
 /// `take`'s `bool` argument is true for a connection's first bytes, when a
 /// partial message left by the last connection must be dropped, not joined
 /// to them; `take` returns `false` to stop.
-/// A lost connection is counted and logged as `"{label} connection lost"`,
-/// and the next attempt waits for the backoff, reset by the first bytes
-/// read.
+/// A lost connection is counted and logged as `"{label} connection lost"`
+/// (a streak of them once a minute, with the count), and the next attempt
+/// waits for the backoff, which starts over only after a connection that
+/// lasted [`STABLE`]: a feeder that accepts, sends a few bytes and closes
+/// is retried ever more slowly.
 pub async fn read_feed<T>(
     names: &FeedNames,
     addr: &str,
@@ -164,12 +170,16 @@ pub async fn read_feed<T>(
         hint,
     } = *names;
     let mut retry = RetryPolicy::SOURCES.backoff();
+    let (mut failures, mut losses) = (RepeatLog::default(), RepeatLog::default());
     let mut buf = vec![0u8; 16 * 1024];
     let mut batch = Vec::new();
     while !token.is_cancelled() {
-        let Some(mut stream) = connect(source, addr, hint, &mut retry, token, tel).await else {
+        let Some(mut stream) =
+            connect(source, addr, hint, &mut retry, &mut failures, token, tel).await
+        else {
             return;
         };
+        let connected = std::time::Instant::now();
         let mut got_data = false;
         let why = loop {
             let n = tokio::select! {
@@ -180,10 +190,7 @@ pub async fn read_feed<T>(
                 Ok(0) => break "closed by the feeder".to_owned(),
                 Ok(n) => {
                     let first = !got_data;
-                    if first {
-                        got_data = true;
-                        retry.reset();
-                    }
+                    got_data = true;
                     if !take(&buf[..n], first, &mut batch) {
                         return;
                     }
@@ -197,7 +204,15 @@ pub async fn read_feed<T>(
             }
         };
         SourceTelemetry::add(&tel.failures, 1);
-        tracing::warn!(source, addr = %addr, reason = %why, "{label} connection lost; reconnecting");
+        if connected.elapsed() >= STABLE {
+            retry.reset();
+            failures = RepeatLog::default();
+            losses = RepeatLog::default();
+        }
+        if let Some(n) = losses.hit() {
+            tracing::warn!(source, addr = %addr, reason = %why, losses = n,
+                "{label} connection lost; reconnecting with backoff (repeats logged once a minute)");
+        }
         if !retry.sleep(token).await {
             return;
         }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{SourceTelemetry, Tuning};
-use crate::retry::{Backoff, RetryPolicy};
+use crate::retry::{Backoff, RepeatLog, RetryPolicy, STABLE};
 
 /// Bound on connecting, and on the header arriving.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,6 +105,13 @@ pub struct RtlTcp {
     bytes_here: u64,
     pad_pending: bool,
     retry: Backoff,
+    /// When this connection was made, and whether the next attempt waits
+    /// first: only a connection that lasted [`STABLE`] reconnects at once
+    /// and starts the backoff over.
+    connected_at: Instant,
+    wait_before_connect: bool,
+    failures: RepeatLog,
+    losses: RepeatLog,
     token: CancellationToken,
     tel: Arc<SourceTelemetry>,
 }
@@ -125,6 +132,10 @@ impl RtlTcp {
             bytes_here: 0,
             pad_pending: false,
             retry: RetryPolicy::SOURCES.backoff(),
+            connected_at: Instant::now(),
+            wait_before_connect: false,
+            failures: RepeatLog::default(),
+            losses: RepeatLog::default(),
             token,
             tel,
         }
@@ -137,7 +148,22 @@ impl RtlTcp {
                 Ok(mut s) => {
                     s.set_read_timeout(Some(CONNECT_TIMEOUT))?;
                     let mut h = [0u8; 12];
-                    s.read_exact(&mut h)?;
+                    s.read_exact(&mut h).map_err(|e| match e.kind() {
+                        // The read timeout shows as EAGAIN, "Resource
+                        // temporarily unavailable": say what it means.
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "no rtl_tcp header within {} s: not an rtl_tcp server?",
+                                CONNECT_TIMEOUT.as_secs()
+                            ),
+                        ),
+                        io::ErrorKind::UnexpectedEof => io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "closed before a whole rtl_tcp header: not an rtl_tcp server?",
+                        ),
+                        _ => e,
+                    })?;
                     let info = parse_header(&h).ok_or_else(|| {
                         io::Error::new(
                             io::ErrorKind::InvalidData,
@@ -172,19 +198,28 @@ impl RtlTcp {
                     // Hand over what we have before waiting to reconnect.
                     return filled;
                 }
+                if std::mem::take(&mut self.wait_before_connect)
+                    && !self.retry.sleep_blocking(&self.token)
+                {
+                    return 0;
+                }
                 match self.connect() {
                     Ok((s, info)) => {
                         SourceTelemetry::add(&self.tel.connects, 1);
                         info!(source = "rtltcp", addr = %self.addr, tuner = info.tuner,
                             gains = info.gains, "connected to rtl_tcp");
                         self.stream = Some(s);
+                        self.connected_at = Instant::now();
                         self.bytes_here = 0;
                         self.tel.set_waiting(false);
                     }
                     Err(e) => {
                         SourceTelemetry::add(&self.tel.failures, 1);
-                        warn!(source = "rtltcp", addr = %self.addr, error = %e,
-                            "cannot use the rtl_tcp server (is rtl_tcp running there, with the dongle free?); retrying");
+                        if let Some(n) = self.failures.hit() {
+                            warn!(source = "rtltcp", addr = %self.addr, error = %e, failures = n,
+                                "cannot use the rtl_tcp server (is rtl_tcp running there, with the \
+                                 dongle free?); retrying with backoff (repeats logged once a minute)");
+                        }
                         self.tel.set_waiting(true);
                         if !self.retry.sleep_blocking(&self.token) {
                             return 0;
@@ -199,9 +234,6 @@ impl RtlTcp {
                     Ok(0) => break Some("closed by the server".to_owned()),
                     Ok(n) => {
                         filled += n;
-                        if self.bytes_here == 0 {
-                            self.retry.reset();
-                        }
                         self.bytes_here += n as u64;
                         break None;
                     }
@@ -224,8 +256,17 @@ impl RtlTcp {
             };
             if let Some(why) = lost {
                 SourceTelemetry::add(&self.tel.failures, 1);
-                warn!(source = "rtltcp", addr = %self.addr, reason = %why,
-                    "rtl_tcp connection lost; reconnecting");
+                if self.connected_at.elapsed() >= STABLE {
+                    self.retry.reset();
+                    self.failures = RepeatLog::default();
+                    self.losses = RepeatLog::default();
+                } else {
+                    self.wait_before_connect = true;
+                }
+                if let Some(n) = self.losses.hit() {
+                    warn!(source = "rtltcp", addr = %self.addr, reason = %why, losses = n,
+                        "rtl_tcp connection lost; reconnecting (repeats logged once a minute)");
+                }
                 self.stream = None;
                 self.pad_pending = self.bytes_here % 2 == 1;
             }

@@ -319,6 +319,63 @@ fn beast_source_survives_garbage_and_reconnects() {
     assert!(err.matches("connected").count() >= 2, "{err}");
 }
 
+/// A feeder that accepts, sends a few bytes and hangs up, over and over
+/// (issue 20 saw 53 reconnects and WARN lines in 20 s, because any byte
+/// read reset the backoff): the pauses keep growing, and the log says it
+/// once, not once per connection. Beast and rtl_tcp alike.
+#[test]
+fn feeders_that_hang_up_at_once_are_retried_ever_more_slowly() {
+    for (source, hello) in [
+        ("beast", b"\x1a\x32\x00\x00\x00".to_vec()),
+        // A whole rtl_tcp header (R820T, 29 gains), then 5 bytes of samples.
+        (
+            "rtltcp",
+            b"RTL0\0\0\0\x05\0\0\0\x1d\x7f\x80\x7f\x80\x7f".to_vec(),
+        ),
+    ] {
+        let (l, port) = listener();
+        let accepts = Arc::new(Mutex::new(0u32));
+        let n = accepts.clone();
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let server = thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        *n.lock().unwrap() += 1;
+                        let _ = s.write_all(&hello);
+                        // Let the client read before the close.
+                        thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        let spec = format!("{source}:127.0.0.1:{port}");
+        let r = Running::start(&["--source", &spec, "--stats-interval", "3600"]);
+        thread::sleep(Duration::from_secs(8));
+        let (_, err) = r.stop();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        server.join().unwrap();
+        let accepts = *accepts.lock().unwrap();
+        // Pauses of 125-250 ms, then doubling: at most 7 in 8 s (the
+        // first at once); with a reset on every byte it was 20 and more.
+        assert!(
+            (2..=8).contains(&accepts),
+            "{source}: {accepts} connections in 8 s\n{err}"
+        );
+        let warned = err
+            .lines()
+            .filter(|l| l.contains("connection lost"))
+            .count();
+        assert_eq!(
+            warned, 1,
+            "{source}: {warned} loss lines for {accepts} losses\n{err}"
+        );
+    }
+}
+
 #[test]
 fn sbs_source_forwards_valid_lines_unchanged_and_reconnects() {
     let path = shared("iq/modes1_2400.cu8");
