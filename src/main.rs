@@ -518,10 +518,15 @@ fn until_signalled<F: std::future::Future>(
     rt.block_on(async {
         let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
         let shutdown = Box::pin(async move {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM"),
                 _ = int.recv() => tracing::info!("SIGINT"),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: draining, then exit status 129 (restarted by systemd: the configuration is read again)");
+                    HANGUP.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         });
         Ok(job(shutdown).await)
@@ -593,6 +598,12 @@ fn devices() -> Result<()> {
     }
     Ok(())
 }
+
+/// SIGHUP came: after the same drain as SIGTERM, exit 129 (128 + SIGHUP)
+/// rather than 0, so that the unit's `Restart=on-failure` starts it again
+/// and it reads its configuration anew, as a reload would; by hand in a
+/// terminal that hangs up, it simply stops without losing what it held.
+static HANGUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The exit status of a setting that cannot work (sysexits.h EX_CONFIG).
 /// The unit's `RestartPreventExitStatus=78` then leaves the service
@@ -720,6 +731,7 @@ fn main() -> ExitCode {
         Command::Devices => devices(),
     };
     match result {
+        Ok(()) if HANGUP.load(std::sync::atomic::Ordering::Relaxed) => ExitCode::from(129),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Closing a pipe early (| head) is not an error worth a message.

@@ -32,6 +32,9 @@ use units::MAX_DURATION_S;
 
 /// Longest stats interval, seconds (one day).
 const MAX_STATS_INTERVAL: f64 = 86_400.0;
+/// Stats lines come at most once a second: a smaller interval would only
+/// flood the journal (1e-9 wrote a million lines in 3 s).
+const MIN_STATS_INTERVAL: f64 = 1.0;
 /// Longest `--linger`: Kinesis has no limit, but records older than this
 /// in memory are a risk, not a batch.
 const MAX_LINGER: Duration = Duration::from_secs(60);
@@ -652,11 +655,11 @@ impl SpoolConfig {
 
 impl ServiceConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.stats_interval > 0.0 && self.stats_interval <= MAX_STATS_INTERVAL) {
+        if !(MIN_STATS_INTERVAL..=MAX_STATS_INTERVAL).contains(&self.stats_interval) {
             return Err(invalid(
                 "stats_interval",
                 format!(
-                    "{} is not a number of seconds within 0 (exclusive) and {MAX_STATS_INTERVAL}",
+                    "{} is not a number of seconds within {MIN_STATS_INTERVAL} and {MAX_STATS_INTERVAL}",
                     self.stats_interval
                 ),
             ));

@@ -115,6 +115,40 @@ fn sim_source_stops_cleanly_on_sigterm() {
     assert!(err.contains("stats"), "{err}");
 }
 
+/// SIGHUP drains as SIGTERM does (every line made reaches stdout, and the
+/// summary says so), then exits 129 so that systemd restarts it with its
+/// configuration read again; before, it died at once and lost what it held.
+#[test]
+fn sighup_drains_then_exits_129() {
+    let (child, reader) = start_run(&["--stats-interval", "3600"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let mut child = child;
+    let status = wait_exit(&mut child, Duration::from_secs(5));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let out = String::from_utf8(reader.join().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(129), "{err}");
+    assert!(err.contains("SIGHUP: draining"), "{err}");
+    let lines = out.split_terminator("\r\n").count() as u64;
+    assert!(lines > 0, "{err}");
+    let finished = err
+        .lines()
+        .find(|l| l.contains("finished"))
+        .unwrap_or_else(|| panic!("no summary: {err}"));
+    assert!(
+        finished.contains(&format!(" lines={lines} ")),
+        "{lines} lines out; {finished}"
+    );
+}
+
 /// A source stuck in a read (here a FIFO whose writer has gone quiet, as a
 /// wedged dongle's synchronous read never returns) must not keep SIGTERM
 /// from draining the pipeline: every line from what it delivered comes out,
@@ -194,5 +228,8 @@ fn bad_config_is_one_line() {
     assert!(err.contains("--source"), "{err}");
     let err = one_line_error(&run(&["run", "--stats-interval", "0"]));
     assert!(err.contains("stats_interval"), "{err}");
+    // Under a second would only flood the log.
+    let err = one_line_error(&run(&["run", "--stats-interval", "1e-9"]));
+    assert!(err.contains("within 1 and 86400"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
