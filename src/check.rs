@@ -103,7 +103,12 @@ fn check_spool_dir(dir: &Path) -> std::io::Result<()> {
     let probe = existing.join(format!(".adsb-kinesis-check-config-{}", std::process::id()));
     let r = std::fs::File::create(&probe).and_then(|mut f| f.write_all(b"x"));
     let _ = std::fs::remove_file(&probe);
-    r
+    match r {
+        // A full disk is no reason not to start: `run` sends what is
+        // spooled and spools again as room comes.
+        Err(e) if crate::kinesis::spool::is_full(&e) => Ok(()),
+        r => r,
+    }
 }
 
 #[cfg(not(feature = "aws"))]

@@ -29,7 +29,7 @@ pub const REPEAT_LOG: Duration = Duration::from_secs(60);
 /// the first time, then at most once per [`REPEAT_LOG`] with how many
 /// happened since, so a flood cannot flood the journal.
 #[derive(Debug, Default)]
-pub(crate) struct RepeatLog {
+pub struct RepeatLog {
     last: Option<Instant>,
     since: u64,
 }
@@ -37,7 +37,7 @@ pub(crate) struct RepeatLog {
 impl RepeatLog {
     /// Counts one occurrence; `Some(n)` when it is time to log, `n` being
     /// the occurrences since the last line (this one included).
-    pub(crate) fn hit(&mut self) -> Option<u64> {
+    pub fn hit(&mut self) -> Option<u64> {
         self.since += 1;
         if self.last.is_some_and(|t| t.elapsed() < REPEAT_LOG) {
             return None;

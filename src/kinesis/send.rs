@@ -61,7 +61,7 @@ use super::record::{
     Packer, PackerConfigError, Record, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES,
 };
 use super::spool::{Spool, SpoolError, SpoolPos};
-use crate::retry::{Backoff, RetryPolicy};
+use crate::retry::{Backoff, RepeatLog, RetryPolicy};
 use crate::sbs::SbsLine;
 
 /// Batches held in memory between the batch task and the sender before
@@ -212,6 +212,8 @@ struct State {
     input_closed: bool,
     /// The sender has stopped: later batches go to the spool.
     sender_gone: bool,
+    /// Write failures of the spool, logged once a minute.
+    spool_failures: RepeatLog,
 }
 
 /// Where the batch task leaves batches and the sender takes them: a small
@@ -261,6 +263,7 @@ impl Handoff {
                 spilling,
                 input_closed: false,
                 sender_gone: false,
+                spool_failures: RepeatLog::default(),
             })),
             ready: Arc::new(Notify::new()),
             tel,
@@ -313,11 +316,11 @@ impl Handoff {
                 st.spilling = true;
                 while let Some(old) = st.queue.pop_front() {
                     SenderTelemetry::add(&tel.spooled_batches, 1);
-                    append_all(&mut st.spool, &old, tel)?;
+                    append_all(st, &old, tel)?;
                 }
             }
             SenderTelemetry::add(&tel.spooled_batches, 1);
-            append_all(&mut st.spool, &batch, tel)
+            append_all(st, &batch, tel)
         })
         .await??;
         self.ready.notify_one();
@@ -333,7 +336,7 @@ impl Handoff {
 
     /// Append records (what could not be sent by the shutdown deadline).
     async fn append(&self, records: Vec<Record>) -> Result<(), SinkError> {
-        self.blocking(move |st, tel| append_all(&mut st.spool, &records, tel))
+        self.blocking(move |st, tel| append_all(st, &records, tel))
             .await?
     }
 
@@ -354,7 +357,7 @@ impl Handoff {
                 st.spilling = false;
                 // A good moment to save the ack position: everything
                 // spooled so far is delivered.
-                st.spool.sync()?;
+                sync_logged(st);
             }
             Ok(Next::Empty(st.input_closed))
         })
@@ -369,9 +372,9 @@ impl Handoff {
             let mut n = 0;
             while let Some(b) = st.queue.pop_front() {
                 n += b.len();
-                append_all(&mut st.spool, &b, tel)?;
+                append_all(st, &b, tel)?;
             }
-            st.spool.sync()?;
+            sync_logged(st);
             Ok(n)
         })
         .await?
@@ -384,25 +387,69 @@ impl Handoff {
 
     /// Make appends and acks durable.
     pub async fn sync(&self) -> Result<(), SinkError> {
-        self.blocking(|st, _| st.spool.sync()).await??;
+        self.blocking(|st, _| sync_logged(st)).await?;
         Ok(())
     }
 }
 
-fn append_all(
-    spool: &mut Spool,
-    records: &[Record],
-    tel: &SenderTelemetry,
-) -> Result<(), SinkError> {
+/// Makes the spool durable. A failure (a full disk refusing the ack
+/// file, a removed directory) is logged, once a minute, and does not end
+/// the run: the next sync tries again, and until then a crash would only
+/// replay records already sent (at least once, never lost).
+fn sync_logged(st: &mut State) {
+    if let Err(e) = st.spool.sync() {
+        if let Some(n) = st.spool_failures.hit() {
+            warn!(
+                failures = n,
+                "spool sync failed ({e}); retried at the next sync (repeats logged once a minute)"
+            );
+        }
+    }
+}
+
+/// Appends `records` to the spool. Nothing the disk does ends the run:
+/// a removed spool directory is made again (what was in it is counted as
+/// lost); a failed write (a full disk, a bad card) closes the segment,
+/// drops the oldest one to make room and tries once more; a record the
+/// disk still refuses is counted as dropped. Each is logged, repeats once
+/// a minute. Only a bug (an error of another kind) is returned.
+fn append_all(st: &mut State, records: &[Record], tel: &SenderTelemetry) -> Result<(), SinkError> {
+    let spool = &mut st.spool;
+    if let Some(lost) = spool.check_dir() {
+        warn!(
+            dir = %spool.dir().display(),
+            records = lost.records,
+            "the spool directory was removed: its records are lost; made it again"
+        );
+    }
     for r in records {
-        match spool.append(r) {
+        let mut result = spool.append(r);
+        if let Err(SpoolError::File { .. } | SpoolError::Dir { .. }) = &result {
+            let freed = spool.relieve();
+            let again = spool.append(r);
+            if let Err(e) = &result {
+                if let Some(n) = st.spool_failures.hit() {
+                    warn!(
+                        dir = %spool.dir().display(),
+                        failures = n,
+                        dropped_records = freed.records,
+                        retried_ok = again.is_ok(),
+                        "spool write failed ({e}): dropped the oldest segment to make room \
+                         (repeats logged once a minute)"
+                    );
+                }
+            }
+            result = again;
+        }
+        match result {
             Ok(d) => {
                 if d.records > 0 {
                     warn!(
                         records = d.records,
                         bytes = d.bytes,
+                        cap = spool.cap(),
                         dir = %spool.dir().display(),
-                        "spool full (spool-max-bytes): dropped the oldest records"
+                        "spool full (spool-max-bytes, or the disk's free space): dropped the oldest records"
                     );
                 }
             }
@@ -412,6 +459,9 @@ fn append_all(
             Err(e @ (SpoolError::TooLarge { .. } | SpoolError::Record(_))) => {
                 warn!("cannot spool a record: {e}");
                 SenderTelemetry::add(&tel.lines_refused, r.line_count() as u64);
+            }
+            Err(SpoolError::File { .. } | SpoolError::Dir { .. }) => {
+                spool.count_lost(1, r.data.len() as u64);
             }
             Err(e) => return Err(e.into()),
         }

@@ -164,7 +164,7 @@ impl SpoolPos {
 }
 
 /// What [`Spool::open`] found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Segments kept (with records to replay).
     pub segments: usize,
@@ -181,6 +181,15 @@ pub struct Recovery {
     pub dropped: Dropped,
     /// The saved ack position was found and used.
     pub ack_restored: bool,
+    /// A new segment could not be started because the disk is full: the
+    /// spool opened anyway (what it holds can be sent) and tries again at
+    /// the next append.
+    pub start_error: Option<String>,
+}
+
+/// The disk (or the user's quota) is full.
+pub fn is_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 /// Records lost to the size cap.
@@ -240,6 +249,38 @@ pub struct Spool {
     corrupt_segments: u64,
     /// Reused entry encoding buffer.
     buf: Vec<u8>,
+    /// The size cap in force: `max_bytes`, or less when the file system
+    /// has less free ([`Spool::refresh_cap`]).
+    cap: u64,
+    /// Device and inode of `dir` when opened, to notice it being removed.
+    dir_id: Option<(u64, u64)>,
+}
+
+/// Free space kept for the rest of the system: 5 % of the file system, at
+/// most 64 MiB. A spool that filled the card would stop the Pi's logs and
+/// updates too.
+pub fn reserve_bytes(fs_size: u64) -> u64 {
+    (fs_size / 20).min(64 * 1024 * 1024)
+}
+
+/// Size and free bytes (for an unprivileged user) of the file system that
+/// holds `dir` (statvfs(3)).
+fn fs_space(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable
+    // statvfs that the call fills in.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as u64;
+    Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
+}
+
+fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Spool {
@@ -289,7 +330,10 @@ impl Spool {
             corrupt_bytes: 0,
             corrupt_segments: 0,
             buf: Vec::new(),
+            cap: opts.max_bytes,
+            dir_id: None,
         };
+        spool.dir_id = dir_id(&spool.dir);
         let mut recovery = Recovery::default();
         let mut max_id = ack.map_or(0, |a| a.segment);
         for id in ids {
@@ -323,6 +367,7 @@ impl Spool {
         spool.next_id = max_id.saturating_add(1);
         // A fully acknowledged oldest segment can go now.
         spool.remove_acked_front()?;
+        spool.refresh_cap();
         recovery.dropped = spool.enforce_cap(0)?;
         let stats = spool.stats();
         recovery.segments = stats.segments;
@@ -331,9 +376,91 @@ impl Spool {
         recovery.corrupt_bytes = spool.corrupt_bytes;
         recovery.corrupt_segments = spool.corrupt_segments;
         // Created now, not at the first append, so an unwritable directory
-        // is reported at start.
-        spool.start_segment()?;
+        // is reported at start. A full disk is not a reason not to start:
+        // what is spooled can still be sent, and appending is tried again.
+        match spool.start_segment() {
+            Ok(()) => {}
+            Err(SpoolError::File { source, .. }) if is_full(&source) => {
+                recovery.start_error = Some(source.to_string());
+            }
+            Err(e) => return Err(e),
+        }
         Ok((spool, recovery))
+    }
+
+    /// Sets the cap in force: `max_bytes`, or what the spool holds plus
+    /// the file system's free space less [`reserve_bytes`], whichever is
+    /// smaller. Called at open and whenever a segment is started, so the
+    /// spool shrinks its cap as the card fills with other things.
+    pub fn refresh_cap(&mut self) {
+        self.cap = match fs_space(&self.dir) {
+            Some((size, free)) => self
+                .opts
+                .max_bytes
+                .min(self.total_bytes + free.saturating_sub(reserve_bytes(size))),
+            None => self.opts.max_bytes,
+        };
+    }
+
+    /// The cap in force (see [`Spool::refresh_cap`]).
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
+    /// After a failed write (a full disk, a bad card): closes the segment
+    /// being written and drops the oldest segment to make room. What it
+    /// dropped is counted, as the size cap's drops are.
+    pub fn relieve(&mut self) -> Dropped {
+        if let Some(file) = self.writer.take() {
+            // Its data is on disk as far as it got; a sync error changes
+            // nothing now.
+            let _ = file.sync_data();
+        }
+        let mut dropped = Dropped::default();
+        if !self.segments.is_empty() {
+            let unacked = self.segments[0].entries.saturating_sub(self.head_index);
+            let bytes = self.segments[0].valid_len.saturating_sub(self.head_offset);
+            if let Ok(Some(_)) = self.pop_front() {
+                dropped = Dropped {
+                    records: unacked,
+                    bytes,
+                };
+            }
+        }
+        self.refresh_cap();
+        self.dropped.add(dropped);
+        dropped
+    }
+
+    /// Counts records that could not be spooled at all (the disk refused
+    /// them even after [`Spool::relieve`]) with the dropped ones.
+    pub fn count_lost(&mut self, records: u64, bytes: u64) {
+        self.dropped.add(Dropped { records, bytes });
+    }
+
+    /// Whether the directory is still the one opened. When it was removed
+    /// (or replaced), the segments in it are gone with it: they are
+    /// counted as dropped, the directory is made again and appending
+    /// starts over in it. `Some` with what was lost when that happened.
+    pub fn check_dir(&mut self) -> Option<Dropped> {
+        let now = dir_id(&self.dir);
+        if now.is_some() && now == self.dir_id {
+            return None;
+        }
+        let lost = Dropped {
+            records: self.pending_records(),
+            bytes: self.total_bytes,
+        };
+        self.writer = None;
+        self.segments.clear();
+        self.total_bytes = 0;
+        self.head_offset = HEADER_LEN;
+        self.head_index = 0;
+        self.ack_dirty = true;
+        let _ = fs::create_dir_all(&self.dir);
+        self.dir_id = dir_id(&self.dir);
+        self.dropped.add(lost);
+        Some(lost)
     }
 
     fn seg_path(&self, id: u64) -> PathBuf {
@@ -398,6 +525,7 @@ impl Spool {
         if self.writer.is_some() {
             return Ok(());
         }
+        self.refresh_cap();
         let id = self.next_id;
         let path = self.seg_path(id);
         let mut file = OpenOptions::new()
@@ -478,7 +606,7 @@ impl Spool {
     /// Drop oldest segments until `extra` more bytes fit under the cap.
     fn enforce_cap(&mut self, extra: u64) -> Result<Dropped, SpoolError> {
         let mut dropped = Dropped::default();
-        while self.total_bytes + extra > self.opts.max_bytes {
+        while self.total_bytes + extra > self.cap {
             if self.segments.len() > 1 || (self.writer.is_none() && !self.segments.is_empty()) {
                 let unacked = self.segments[0].entries.saturating_sub(self.head_index);
                 let unacked_bytes = self.segments[0].valid_len.saturating_sub(self.head_offset);

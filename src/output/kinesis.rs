@@ -150,7 +150,15 @@ impl KinesisSink {
         if recovery.dropped.records > 0 {
             warn!(
                 records = recovery.dropped.records,
-                "spool: over spool-max-bytes at start, dropped the oldest records"
+                cap = spool.cap(),
+                "spool: over spool-max-bytes (or the disk's free space) at start, dropped the oldest records"
+            );
+        }
+        if let Some(e) = &recovery.start_error {
+            warn!(
+                dir = %spool.dir().display(),
+                error = %e,
+                "spool: the disk is full; sending what is spooled, new records are spooled as room comes"
             );
         }
         info!(

@@ -460,3 +460,151 @@ fn spool_full_drops_oldest_counts_them_and_delivers_the_rest() {
     let (_, records) = stream_lines(&read_stream(&moto.url(), "S"));
     assert_eq!(records as u64, kept, "{err2}");
 }
+
+/// A small tmpfs mounted on a directory for the length of a test (needs
+/// root, as CI is): a file system that really fills up.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: std::path::PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot mount a tmpfs on {} (this test needs root)",
+            dir.display()
+        );
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Issue 20: a spool on a card that fills up. The first run (Kinesis away)
+/// keeps going: the spool's cap shrinks to the free space less a reserve,
+/// the oldest records are dropped and counted, and the run ends cleanly
+/// with every line either kept or counted. Then the card is filled to the
+/// last byte by something else, and the next start (Kinesis back) must
+/// still start and deliver every kept record.
+#[test]
+fn a_full_disk_never_stops_the_daemon_and_the_spool_is_delivered() {
+    let dir = TempDir::new("diskfull");
+    let file = repeated_recording(&dir, 60);
+    let fs = Tmpfs::mount(dir.path("card"), "512k");
+    let spool = fs.0.join("spool");
+    let spool_s = spool.to_str().unwrap().to_owned();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let source = format!("file:{}", file.display());
+    let first = run_cmd(&[
+        "--source",
+        &source,
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        &spool_s,
+        "--shutdown-timeout",
+        "1s",
+        "--retry-max-ms",
+        "100",
+    ])
+    .spawn()
+    .expect("start run");
+    let (status, err1) = finish(first, Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{err1}");
+    let lines_in = finished_field(&err1, "lines_in");
+    let dropped = finished_field(&err1, "spool_dropped");
+    let kept = finished_field(&err1, "spool_records");
+    assert!(dropped > 0 && kept > 0, "{err1}");
+    assert_eq!(
+        dropped + kept,
+        lines_in,
+        "every line kept or counted\n{err1}"
+    );
+    // The reserve (5 % of 512 KiB) is left free.
+    assert!(
+        finished_field(&err1, "spool_bytes") <= 512 * 1024 * 95 / 100,
+        "{err1}"
+    );
+    let warnings = err1.lines().filter(|l| l.contains("WARN")).count();
+    assert!(warnings < 200, "{warnings} warnings\n{err1}");
+
+    // Something else takes every byte left.
+    let mut junk = std::fs::File::create(fs.0.join("junk")).unwrap();
+    let block = vec![0u8; 4096];
+    while junk.write_all(&block).is_ok() {}
+    drop(junk);
+
+    let (moto, status, err2) = restart_to_drain(&dir, port, &spool_s);
+    assert!(status.success(), "{status:?}\n{err2}");
+    assert!(err2.contains("the disk is full"), "{err2}");
+    let (_, records) = stream_lines(&read_stream(&moto.url(), "S"));
+    assert_eq!(records as u64, kept, "{err2}");
+}
+
+/// Issue 20: the spool directory removed under a running daemon (Kinesis
+/// away, so records are being spooled). It used to write on into unlinked
+/// files for as long as it ran and say so only at exit. Now the next
+/// batch notices: one warning, the directory made again, and what follows
+/// is spooled there and delivered by the next start.
+#[test]
+fn a_removed_spool_directory_is_noticed_and_made_again() {
+    let dir = TempDir::new("rmspool");
+    let file = repeated_recording(&dir, 40);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let source = format!("file:{}", file.display());
+    let spool = dir.path("spool");
+    let spool_s = spool.to_str().unwrap().to_owned();
+    let run = run_cmd(&[
+        "--source",
+        &source,
+        "--replay-speed",
+        "realtime",
+        "--stream",
+        "S",
+        "--endpoint-url",
+        &url,
+        "--spool-dir",
+        &spool_s,
+        "--linger",
+        "100ms",
+        "--shutdown-timeout",
+        "1s",
+        "--retry-max-ms",
+        "100",
+    ])
+    .spawn()
+    .expect("start run");
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(spool.is_dir(), "the spool directory was not made again");
+    sigterm(&run);
+    let (status, err) = finish(run, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{err}");
+    assert_eq!(
+        err.matches("the spool directory was removed").count(),
+        1,
+        "{err}"
+    );
+    let kept = finished_field(&err, "spool_records");
+    assert!(kept > 0, "{err}");
+    let (moto, status, err2) = restart_to_drain(&dir, port, &spool_s);
+    assert!(status.success(), "{status:?}\n{err2}");
+    let (_, records) = stream_lines(&read_stream(&moto.url(), "S"));
+    assert_eq!(records as u64, kept, "{err2}");
+}
