@@ -47,6 +47,9 @@ pub struct RunStats {
     pub buffers_dropped: u64,
     /// SBS lines written to stdout, or stored in Kinesis.
     pub lines: u64,
+    /// SBS lines the track stage made (the outputs took them; `lines`
+    /// counts those delivered so far).
+    pub lines_made: u64,
     /// Aircraft in the tracker's table.
     pub aircraft: u64,
     /// Frames of new addresses not tracked because the table was full
@@ -117,6 +120,7 @@ impl Telemetry {
             frames_dropped: get(&self.frames_dropped),
             buffers_dropped: get(&self.buffers_dropped),
             lines: get(&self.outputs.lines_written) + sender.lines_sent,
+            lines_made: get(&self.lines_made),
             aircraft: get(&self.aircraft),
             aircraft_refused: get(&self.aircraft_refused),
             sender,
@@ -147,6 +151,7 @@ impl Telemetry {
             frames_per_s = %format!("{:.1}", rate(now.frames(), last.frames())),
             by_df = %by_df.join(" "),
             lines = now.lines,
+            lines_made = now.lines_made,
             frames_dropped = now.frames_dropped,
             buffers_dropped = now.buffers_dropped,
             aircraft = now.aircraft,
@@ -175,6 +180,7 @@ impl Telemetry {
         info!(
             frames = end.frames(),
             lines = end.lines,
+            lines_made = end.lines_made,
             frames_dropped = end.frames_dropped,
             buffers_dropped = end.buffers_dropped,
             aircraft = end.aircraft,
@@ -204,6 +210,7 @@ fn log_sender(what: &str, s: &SenderStats) {
         spool_bytes = s.spool_bytes,
         spool_oldest_s = s.spool_oldest_s,
         spool_dropped = s.spool_dropped,
+        spool_written_bytes = s.spool_written_bytes,
         spooled_batches = s.spooled_batches,
         "kinesis {what}"
     );

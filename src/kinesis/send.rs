@@ -122,6 +122,7 @@ pub struct SenderTelemetry {
     spool_bytes: AtomicU64,
     spool_oldest_ms: AtomicU64,
     spool_dropped: AtomicU64,
+    spool_written_bytes: AtomicU64,
     spooled_batches: AtomicU64,
 }
 
@@ -157,6 +158,9 @@ pub struct SenderStats {
     pub spool_oldest_s: u64,
     /// Records the spool's size cap dropped (oldest first).
     pub spool_dropped: u64,
+    /// Bytes written to the spool's files since start: SD-card wear, 0
+    /// while Kinesis takes everything.
+    pub spool_written_bytes: u64,
     /// Batches that went to the spool instead of the in-memory queue.
     pub spooled_batches: u64,
 }
@@ -186,6 +190,7 @@ impl SenderTelemetry {
                 now.saturating_sub(oldest) / 1000
             },
             spool_dropped: get(&self.spool_dropped),
+            spool_written_bytes: get(&self.spool_written_bytes),
             spooled_batches: get(&self.spooled_batches),
         }
     }
@@ -284,6 +289,8 @@ impl Handoff {
         t.spool_records.store(s.records, Ordering::Relaxed);
         t.spool_bytes.store(s.bytes, Ordering::Relaxed);
         t.spool_dropped.store(s.dropped.records, Ordering::Relaxed);
+        t.spool_written_bytes
+            .store(s.written_bytes, Ordering::Relaxed);
         let oldest = st.spool.oldest_created().map(unix_ms).unwrap_or(0);
         t.spool_oldest_ms.store(oldest, Ordering::Relaxed);
     }

@@ -223,6 +223,9 @@ pub struct SpoolStats {
     pub corrupt_bytes: u64,
     /// Segment files found torn or corrupt since open.
     pub corrupt_segments: u64,
+    /// Bytes written to segment files since open (headers and entries):
+    /// the wear the spool puts on an SD card.
+    pub written_bytes: u64,
 }
 
 /// An on-disk FIFO of [`Record`]s with acknowledgement. See the module
@@ -254,6 +257,8 @@ pub struct Spool {
     cap: u64,
     /// Device and inode of `dir` when opened, to notice it being removed.
     dir_id: Option<(u64, u64)>,
+    /// See [`SpoolStats::written_bytes`].
+    written_bytes: u64,
 }
 
 /// Free space kept for the rest of the system: 5 % of the file system, at
@@ -332,6 +337,7 @@ impl Spool {
             buf: Vec::new(),
             cap: opts.max_bytes,
             dir_id: None,
+            written_bytes: 0,
         };
         spool.dir_id = dir_id(&spool.dir);
         let mut recovery = Recovery::default();
@@ -555,6 +561,7 @@ impl Spool {
             created,
         });
         self.total_bytes += HEADER_LEN;
+        self.written_bytes += HEADER_LEN;
         self.writer = Some(file);
         Ok(())
     }
@@ -695,6 +702,7 @@ impl Spool {
         seg.file_len += need;
         seg.entries += 1;
         self.total_bytes += need;
+        self.written_bytes += need;
         Ok(dropped)
     }
 
@@ -916,6 +924,7 @@ impl Spool {
             dropped: self.dropped,
             corrupt_bytes: self.corrupt_bytes,
             corrupt_segments: self.corrupt_segments,
+            written_bytes: self.written_bytes,
         }
     }
 }
