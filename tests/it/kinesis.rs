@@ -172,24 +172,21 @@ fn sigterm_with_endpoint_down_then_restart_loses_nothing() {
     let source = format!("file:{}", file.display());
     let spool = dir.path("spool");
     let spool_s = spool.to_str().unwrap().to_owned();
-    let first = run_cmd(&[
-        "--source",
+    let first = spool_run(
         &source,
-        "--replay-speed",
-        "realtime",
-        "--stream",
-        "S",
-        "--endpoint-url",
         &url,
-        "--spool-dir",
         &spool_s,
-        "--linger",
-        "200ms",
-        "--shutdown-timeout",
-        "1s",
-        "--retry-max-ms",
-        "200",
-    ])
+        &[
+            "--replay-speed",
+            "realtime",
+            "--linger",
+            "200ms",
+            "--shutdown-timeout",
+            "1s",
+            "--retry-max-ms",
+            "200",
+        ],
+    )
     .spawn()
     .expect("start run");
     std::thread::sleep(Duration::from_millis(2500));
@@ -233,6 +230,23 @@ fn sigterm_with_endpoint_down_then_restart_loses_nothing() {
     for (k, n) in &got {
         assert!(want.get(k).is_some_and(|w| w >= n), "unexpected {k:?} x{n}");
     }
+}
+
+/// `run` from `source` into stream S at `url`, spooling in `spool`, with
+/// `extra` options.
+fn spool_run(source: &str, url: &str, spool: &str, extra: &[&str]) -> std::process::Command {
+    let mut args = vec![
+        "--source",
+        source,
+        "--stream",
+        "S",
+        "--endpoint-url",
+        url,
+        "--spool-dir",
+        spool,
+    ];
+    args.extend(extra);
+    run_cmd(&args)
 }
 
 /// A setting that cannot work: one line, and exit 78, which the unit does
@@ -507,20 +521,12 @@ fn a_full_disk_never_stops_the_daemon_and_the_spool_is_delivered() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let source = format!("file:{}", file.display());
-    let first = run_cmd(&[
-        "--source",
+    let first = spool_run(
         &source,
-        "--stream",
-        "S",
-        "--endpoint-url",
         &url,
-        "--spool-dir",
         &spool_s,
-        "--shutdown-timeout",
-        "1s",
-        "--retry-max-ms",
-        "100",
-    ])
+        &["--shutdown-timeout", "1s", "--retry-max-ms", "100"],
+    )
     .spawn()
     .expect("start run");
     let (status, err1) = finish(first, Duration::from_secs(120));
@@ -569,24 +575,21 @@ fn a_removed_spool_directory_is_noticed_and_made_again() {
     let source = format!("file:{}", file.display());
     let spool = dir.path("spool");
     let spool_s = spool.to_str().unwrap().to_owned();
-    let run = run_cmd(&[
-        "--source",
+    let run = spool_run(
         &source,
-        "--replay-speed",
-        "realtime",
-        "--stream",
-        "S",
-        "--endpoint-url",
         &url,
-        "--spool-dir",
         &spool_s,
-        "--linger",
-        "100ms",
-        "--shutdown-timeout",
-        "1s",
-        "--retry-max-ms",
-        "100",
-    ])
+        &[
+            "--replay-speed",
+            "realtime",
+            "--linger",
+            "100ms",
+            "--shutdown-timeout",
+            "1s",
+            "--retry-max-ms",
+            "100",
+        ],
+    )
     .spawn()
     .expect("start run");
     std::thread::sleep(Duration::from_millis(2500));

@@ -82,10 +82,21 @@ fn start_run(args: &[&str]) -> (Child, std::thread::JoinHandle<Vec<u8>>) {
 /// SIGTERM, then the exit within `limit` (else a panic): its status and
 /// stdout, and stderr as text.
 fn stop_run(
-    (mut child, reader): (Child, std::thread::JoinHandle<Vec<u8>>),
+    running: (Child, std::thread::JoinHandle<Vec<u8>>),
     limit: Duration,
 ) -> (Output, String) {
-    sigterm(&child);
+    signal_run(running, libc::SIGTERM, limit)
+}
+
+/// [`stop_run`] with another signal.
+fn signal_run(
+    (mut child, reader): (Child, std::thread::JoinHandle<Vec<u8>>),
+    signal: i32,
+    limit: Duration,
+) -> (Output, String) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     let status = wait_exit(&mut child, limit);
     let mut err = String::new();
     child
@@ -120,21 +131,10 @@ fn sim_source_stops_cleanly_on_sigterm() {
 /// configuration read again; before, it died at once and lost what it held.
 #[test]
 fn sighup_drains_then_exits_129() {
-    let (child, reader) = start_run(&["--stats-interval", "3600"]);
+    let running = start_run(&["--stats-interval", "3600"]);
     std::thread::sleep(Duration::from_secs(3));
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
-    let mut child = child;
-    let status = wait_exit(&mut child, Duration::from_secs(5));
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let out = String::from_utf8(reader.join().unwrap()).unwrap();
+    let (out, err) = signal_run(running, libc::SIGHUP, Duration::from_secs(5));
+    let (status, out) = (out.status, String::from_utf8(out.stdout).unwrap());
     assert_eq!(status.code(), Some(129), "{err}");
     assert!(err.contains("SIGHUP: draining"), "{err}");
     let lines = out.split_terminator("\r\n").count() as u64;
