@@ -45,8 +45,10 @@ pub enum Samples {
     Sim(Box<Simulator>),
     /// A recording.
     File {
-        /// The open file.
-        file: File,
+        /// The open file; a FIFO is opened at the first read, on the sdr
+        /// thread, because opening one waits for a writer and must not
+        /// hold up the start or a shutdown.
+        file: Option<File>,
         /// Its path, for errors.
         path: PathBuf,
     },
@@ -131,10 +133,16 @@ impl Samples {
                     path: path.clone(),
                     error,
                 };
-                let file = File::open(path).map_err(open_err)?;
-                if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                use std::os::unix::fs::FileTypeExt;
+                let kind = std::fs::metadata(path).map_err(open_err)?.file_type();
+                if kind.is_dir() {
                     return Err(open_err(io::Error::other("is a directory")));
                 }
+                let file = if kind.is_fifo() {
+                    None
+                } else {
+                    Some(File::open(path).map_err(open_err)?)
+                };
                 let paced = src.replay_speed == ReplaySpeed::Realtime;
                 input(
                     Samples::File {
@@ -157,7 +165,16 @@ impl Samples {
             Samples::Rtl(d) => Ok(d.read(buf)),
             Samples::RtlTcp(c) => Ok(c.read(buf)),
             Samples::File { file, path } => loop {
-                match file.read(buf) {
+                let f = match file {
+                    Some(f) => f,
+                    None => {
+                        file.insert(File::open(&*path).map_err(|error| SamplesError::Open {
+                            path: path.clone(),
+                            error,
+                        })?)
+                    }
+                };
+                match f.read(buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(error) => {

@@ -149,6 +149,29 @@ fn sighup_drains_then_exits_129() {
     );
 }
 
+/// A FIFO that no writer ever opens: opening it blocks, and used to block
+/// the start itself, so SIGTERM was never handled. Now it is opened on the
+/// source's thread: the daemon starts, and SIGTERM ends it in seconds.
+#[test]
+fn sigterm_ends_a_run_waiting_for_a_fifo_writer() {
+    let dir = TempDir::new("nowriter");
+    let fifo = dir.path("iq.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let source = format!("file:{}", fifo.display());
+    let running = start_run(&["--stats-interval", "3600", "--source", &source]);
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = std::time::Instant::now();
+    let (out, err) = stop_run(running, Duration::from_secs(10));
+    assert!(out.status.success(), "{:?}\n{err}", out.status);
+    assert!(
+        err.contains("starting") && err.contains("finished"),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
+
 /// A source stuck in a read (here a FIFO whose writer has gone quiet, as a
 /// wedged dongle's synchronous read never returns) must not keep SIGTERM
 /// from draining the pipeline: every line from what it delivered comes out,
