@@ -243,6 +243,7 @@ async fn run(url: &str, served: &Served, pack_lines: usize, lines: usize) {
             config_retry: Duration::from_secs(60),
         },
         CancellationToken::new(),
+        CancellationToken::new(),
         tel.clone(),
     ));
     for i in 0..lines {

@@ -666,11 +666,16 @@ impl ErrorLog {
 
 /// The sender task. Sends queued batches, then spooled ones, until the
 /// input is closed and both are empty, or until `give_up` (the shutdown
-/// deadline): then everything not sent goes to the spool.
+/// deadline): then everything not sent goes to the spool. `hurry` (the
+/// shutdown itself) cuts the wait before a retry short, once per batch:
+/// after a long pause for a configuration error (a stream that was
+/// missing and may be back) the shutdown tries at once, instead of
+/// waiting out its whole timeout and spooling everything.
 pub async fn sender<A: PutRecordsApi>(
     api: A,
     from: Handoff,
     opts: SenderOptions,
+    hurry: CancellationToken,
     give_up: CancellationToken,
     tel: Arc<SenderTelemetry>,
 ) -> Result<(), SinkError> {
@@ -706,7 +711,11 @@ pub async fn sender<A: PutRecordsApi>(
             }
         };
         let ack = job.ack;
-        let end = deliver(&api, job, &opts, &give_up, &tel, &mut log).await;
+        let stop = Stop {
+            hurry: &hurry,
+            give_up: &give_up,
+        };
+        let end = deliver(&api, job, &opts, stop, &tel, &mut log).await;
         // A spooled batch is acknowledged when it is delivered, or, at
         // the deadline, once its undelivered rest is back in the spool.
         if let JobEnd::GaveUp(rest) = end {
@@ -729,15 +738,23 @@ pub async fn sender<A: PutRecordsApi>(
     Ok(())
 }
 
+/// The shutdown, as [`deliver`] sees it (see [`sender`]).
+#[derive(Clone, Copy)]
+struct Stop<'a> {
+    hurry: &'a CancellationToken,
+    give_up: &'a CancellationToken,
+}
+
 /// Send one batch until every record is stored or `give_up` fires.
 async fn deliver<A: PutRecordsApi>(
     api: &A,
     job: Job,
     opts: &SenderOptions,
-    give_up: &CancellationToken,
+    Stop { hurry, give_up }: Stop<'_>,
     tel: &SenderTelemetry,
     log: &mut ErrorLog,
 ) -> JobEnd {
+    let mut hurried = false;
     let mut pending = job.pending;
     let mut backoff: Backoff = opts.retry.backoff();
     let mut first = true;
@@ -838,6 +855,7 @@ async fn deliver<A: PutRecordsApi>(
         };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
+            _ = hurry.cancelled(), if !hurried => hurried = true,
             _ = give_up.cancelled() => return JobEnd::GaveUp(pending),
         }
     }

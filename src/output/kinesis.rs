@@ -217,6 +217,8 @@ impl KinesisSink {
                 give_up.cancel();
             })
         };
+        // The sender tries once more at once when the deadline starts.
+        let hurry = deadline.clone();
         let batch = {
             let (handoff, tel) = (k.handoff.clone(), k.tel.clone());
             tokio::spawn(async move {
@@ -230,6 +232,7 @@ impl KinesisSink {
             k.api,
             k.handoff.clone(),
             k.sender,
+            hurry,
             give_up,
             k.tel.clone(),
         ));

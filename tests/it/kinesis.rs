@@ -324,27 +324,51 @@ fn start_errors_are_one_clear_line() {
 
 #[test]
 fn stream_deleted_mid_run_and_created_again_receives_the_rest() {
+    let (err, _) = stream_deleted_and_back("300", "30s");
+    // The missing stream was reported clearly, once, naming it.
+    let reports: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("ResourceNotFoundException"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{err}");
+    assert!(reports[0].contains("stream S"), "{err}");
+}
+
+/// Issue 19: with the long pause after a configuration error (60 s here),
+/// a shutdown after the stream came back waited out its whole timeout and
+/// spooled everything. The shutdown now tries at once: everything is
+/// delivered, in well under the 10 s timeout.
+#[test]
+fn shutdown_after_the_stream_came_back_delivers_at_once() {
+    let (err, stop) = stream_deleted_and_back("60000", "10s");
+    assert!(
+        stop < Duration::from_secs(6),
+        "the shutdown took {stop:?}\n{err}"
+    );
+}
+
+/// A run on the simulated sky into S; S deleted 2 s in, created again 2 s
+/// later, SIGTERM 2 s after that. Checks every line reached the stream;
+/// the run's stderr and how long the shutdown took.
+fn stream_deleted_and_back(config_retry_ms: &str, shutdown_timeout: &str) -> (String, Duration) {
     let moto = Moto::start();
     let url = moto.url();
     create_stream(&url, "S", 2);
     let dir = TempDir::new("recreate");
     let spool = dir.path("spool");
-    let child = run_cmd(&[
-        "--source",
+    let child = spool_run(
         "sim",
-        "--stream",
-        "S",
-        "--endpoint-url",
         &url,
-        "--spool-dir",
         spool.to_str().unwrap(),
-        "--linger",
-        "200ms",
-        "--config-retry-ms",
-        "300",
-        "--shutdown-timeout",
-        "30s",
-    ])
+        &[
+            "--linger",
+            "200ms",
+            "--config-retry-ms",
+            config_retry_ms,
+            "--shutdown-timeout",
+            shutdown_timeout,
+        ],
+    )
     .spawn()
     .expect("start run");
     std::thread::sleep(Duration::from_secs(2));
@@ -360,16 +384,11 @@ fn stream_deleted_mid_run_and_created_again_receives_the_rest() {
     std::thread::sleep(Duration::from_secs(2));
     create_stream(&url, "S", 2);
     std::thread::sleep(Duration::from_secs(2));
+    let t0 = std::time::Instant::now();
     sigterm(&child);
     let (status, err) = finish(child, Duration::from_secs(60));
+    let stop = t0.elapsed();
     assert!(status.success(), "{status:?}\n{err}");
-    // The missing stream was reported clearly, once, naming it.
-    let reports: Vec<&str> = err
-        .lines()
-        .filter(|l| l.contains("ResourceNotFoundException"))
-        .collect();
-    assert_eq!(reports.len(), 1, "{err}");
-    assert!(reports[0].contains("stream S"), "{err}");
     // Every line reached Kinesis in the end; the new stream holds the ones
     // sent while it was missing and after.
     let lines_in = finished_field(&err, "lines_in");
@@ -378,6 +397,7 @@ fn stream_deleted_mid_run_and_created_again_receives_the_rest() {
     assert_eq!(finished_field(&err, "spool_records"), 0, "{err}");
     let (got, _) = stream_lines(&read_stream(&url, "S"));
     assert!(total(&got) > 0, "nothing in the re-created stream\n{err}");
+    (err, stop)
 }
 
 #[test]

@@ -158,6 +158,7 @@ async fn run_sender(
             retry: policy(),
             config_retry: Duration::from_millis(5),
         },
+        CancellationToken::new(),
         give_up.clone(),
         tel,
     ));
