@@ -217,15 +217,12 @@ async fn write_peer(
 }
 
 /// Encodes the items of `batch` that `proto` carries into `buf`
-/// (cleared first); how many of them had a frame.
-fn encode(batch: &[Item], proto: &Protocol, buf: &mut Vec<u8>) -> u64 {
+/// (cleared first).
+fn encode(batch: &[Item], proto: &Protocol, buf: &mut Vec<u8>) {
     buf.clear();
-    let mut frames = 0;
     for item in batch {
-        frames += u64::from(item.frame.is_some());
         (proto.encode)(item, buf);
     }
-    frames
 }
 
 /// Listens on `addr` for `proto`'s clients; the port that feeds the
@@ -384,11 +381,12 @@ async fn push(
             }
             batch = feed.recv() => {
                 let Some(batch) = batch else { break };
-                let frames = encode(&batch, proto, &mut buf);
+                let frames = batch.iter().filter(|i| i.frame.is_some()).count() as u64;
                 if peer.is_none() {
                     add(&tel.unsent, frames);
                     continue;
                 }
+                encode(&batch, proto, &mut buf);
                 if buf.is_empty() {
                     continue;
                 }

@@ -93,16 +93,62 @@ impl SourceTelemetry {
     }
 }
 
+/// A reconnecting source's retry state, the same for every network source:
+/// the backoff, and the logs of failed connects and of lost connections.
+/// The connection's start is kept too: only the loss of one that lasted
+/// [`STABLE`] starts the backoff and the logs over, so a peer that accepts
+/// and hangs up at once is retried ever more slowly and logged once.
+pub(crate) struct Reconnects {
+    /// The pauses between attempts.
+    pub retry: Backoff,
+    failures: RepeatLog,
+    losses: RepeatLog,
+    connected_at: std::time::Instant,
+}
+
+impl Reconnects {
+    pub(crate) fn new() -> Self {
+        Reconnects {
+            retry: RetryPolicy::SOURCES.backoff(),
+            failures: RepeatLog::default(),
+            losses: RepeatLog::default(),
+            connected_at: std::time::Instant::now(),
+        }
+    }
+
+    /// An attempt failed: `Some(n)` when it is time to log, with the count.
+    pub(crate) fn failed(&mut self) -> Option<u64> {
+        self.failures.hit()
+    }
+
+    /// A connection was made.
+    pub(crate) fn connected(&mut self) {
+        self.connected_at = std::time::Instant::now();
+    }
+
+    /// The connection was lost: whether it had lasted [`STABLE`] (then
+    /// the backoff and the logs start over), and `Some(n)` when it is time
+    /// to log, with the count.
+    pub(crate) fn lost(&mut self) -> (bool, Option<u64>) {
+        let stable = self.connected_at.elapsed() >= STABLE;
+        if stable {
+            self.retry.reset();
+            self.failures = RepeatLog::default();
+            self.losses = RepeatLog::default();
+        }
+        (stable, self.losses.hit())
+    }
+}
+
 /// Connects a network input (`source` names it in logs) to `addr`,
 /// retrying with `retry`'s pauses and counting in `tel`; a failure is
 /// logged with `hint`, what the user should check. `None` once `token` is
 /// cancelled.
-pub async fn connect(
+pub(crate) async fn connect(
     source: &'static str,
     addr: &str,
     hint: &str,
-    retry: &mut Backoff,
-    failures: &mut RepeatLog,
+    state: &mut Reconnects,
     token: &CancellationToken,
     tel: &SourceTelemetry,
 ) -> Option<tokio::net::TcpStream> {
@@ -119,11 +165,11 @@ pub async fn connect(
             }
             Err(e) => {
                 SourceTelemetry::add(&tel.failures, 1);
-                if let Some(n) = failures.hit() {
+                if let Some(n) = state.failed() {
                     tracing::warn!(source, addr = %addr, error = %e, failures = n,
                         "{hint}; retrying with backoff (repeats logged once a minute)");
                 }
-                if !retry.sleep(token).await {
+                if !state.retry.sleep(token).await {
                     return None;
                 }
             }
@@ -169,17 +215,14 @@ pub async fn read_feed<T>(
         label,
         hint,
     } = *names;
-    let mut retry = RetryPolicy::SOURCES.backoff();
-    let (mut failures, mut losses) = (RepeatLog::default(), RepeatLog::default());
+    let mut state = Reconnects::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut batch = Vec::new();
     while !token.is_cancelled() {
-        let Some(mut stream) =
-            connect(source, addr, hint, &mut retry, &mut failures, token, tel).await
-        else {
+        let Some(mut stream) = connect(source, addr, hint, &mut state, token, tel).await else {
             return;
         };
-        let connected = std::time::Instant::now();
+        state.connected();
         let mut got_data = false;
         let why = loop {
             let n = tokio::select! {
@@ -204,16 +247,11 @@ pub async fn read_feed<T>(
             }
         };
         SourceTelemetry::add(&tel.failures, 1);
-        if connected.elapsed() >= STABLE {
-            retry.reset();
-            failures = RepeatLog::default();
-            losses = RepeatLog::default();
-        }
-        if let Some(n) = losses.hit() {
+        if let (_, Some(n)) = state.lost() {
             tracing::warn!(source, addr = %addr, reason = %why, losses = n,
                 "{label} connection lost; reconnecting with backoff (repeats logged once a minute)");
         }
-        if !retry.sleep(token).await {
+        if !state.retry.sleep(token).await {
             return;
         }
     }

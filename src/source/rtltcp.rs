@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::Reconnects;
 use super::{SourceTelemetry, Tuning};
-use crate::retry::{Backoff, RepeatLog, RetryPolicy, STABLE};
 
 /// Bound on connecting, and on the header arriving.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -104,14 +104,10 @@ pub struct RtlTcp {
     /// sample, padded so I and Q stay paired across the reconnection.
     bytes_here: u64,
     pad_pending: bool,
-    retry: Backoff,
-    /// When this connection was made, and whether the next attempt waits
-    /// first: only a connection that lasted [`STABLE`] reconnects at once
-    /// and starts the backoff over.
-    connected_at: Instant,
+    reconnects: Reconnects,
+    /// The next attempt waits first: only a connection that lasted
+    /// [`crate::retry::STABLE`] reconnects at once.
     wait_before_connect: bool,
-    failures: RepeatLog,
-    losses: RepeatLog,
     token: CancellationToken,
     tel: Arc<SourceTelemetry>,
 }
@@ -131,11 +127,8 @@ impl RtlTcp {
             stream: None,
             bytes_here: 0,
             pad_pending: false,
-            retry: RetryPolicy::SOURCES.backoff(),
-            connected_at: Instant::now(),
+            reconnects: Reconnects::new(),
             wait_before_connect: false,
-            failures: RepeatLog::default(),
-            losses: RepeatLog::default(),
             token,
             tel,
         }
@@ -199,7 +192,7 @@ impl RtlTcp {
                     return filled;
                 }
                 if std::mem::take(&mut self.wait_before_connect)
-                    && !self.retry.sleep_blocking(&self.token)
+                    && !self.reconnects.retry.sleep_blocking(&self.token)
                 {
                     return 0;
                 }
@@ -209,19 +202,19 @@ impl RtlTcp {
                         info!(source = "rtltcp", addr = %self.addr, tuner = info.tuner,
                             gains = info.gains, "connected to rtl_tcp");
                         self.stream = Some(s);
-                        self.connected_at = Instant::now();
+                        self.reconnects.connected();
                         self.bytes_here = 0;
                         self.tel.set_waiting(false);
                     }
                     Err(e) => {
                         SourceTelemetry::add(&self.tel.failures, 1);
-                        if let Some(n) = self.failures.hit() {
+                        if let Some(n) = self.reconnects.failed() {
                             warn!(source = "rtltcp", addr = %self.addr, error = %e, failures = n,
                                 "cannot use the rtl_tcp server (is rtl_tcp running there, with the \
                                  dongle free?); retrying with backoff (repeats logged once a minute)");
                         }
                         self.tel.set_waiting(true);
-                        if !self.retry.sleep_blocking(&self.token) {
+                        if !self.reconnects.retry.sleep_blocking(&self.token) {
                             return 0;
                         }
                     }
@@ -256,14 +249,9 @@ impl RtlTcp {
             };
             if let Some(why) = lost {
                 SourceTelemetry::add(&self.tel.failures, 1);
-                if self.connected_at.elapsed() >= STABLE {
-                    self.retry.reset();
-                    self.failures = RepeatLog::default();
-                    self.losses = RepeatLog::default();
-                } else {
-                    self.wait_before_connect = true;
-                }
-                if let Some(n) = self.losses.hit() {
+                let (stable, log) = self.reconnects.lost();
+                self.wait_before_connect = !stable;
+                if let Some(n) = log {
                     warn!(source = "rtltcp", addr = %self.addr, reason = %why, losses = n,
                         "rtl_tcp connection lost; reconnecting (repeats logged once a minute)");
                 }
