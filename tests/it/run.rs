@@ -149,16 +149,22 @@ fn sighup_drains_then_exits_129() {
     );
 }
 
+/// A FIFO `iq.fifo` made in `dir`.
+fn make_fifo(dir: &TempDir) -> std::path::PathBuf {
+    let fifo = dir.path("iq.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    fifo
+}
+
 /// A FIFO that no writer ever opens: opening it blocks, and used to block
 /// the start itself, so SIGTERM was never handled. Now it is opened on the
 /// source's thread: the daemon starts, and SIGTERM ends it in seconds.
 #[test]
 fn sigterm_ends_a_run_waiting_for_a_fifo_writer() {
     let dir = TempDir::new("nowriter");
-    let fifo = dir.path("iq.fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo(3) with a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = make_fifo(&dir);
     let source = format!("file:{}", fifo.display());
     let running = start_run(&["--stats-interval", "3600", "--source", &source]);
     std::thread::sleep(Duration::from_secs(1));
@@ -181,10 +187,7 @@ fn sigterm_ends_a_run_waiting_for_a_fifo_writer() {
 fn sigterm_drains_past_a_source_stuck_in_a_read() {
     use std::io::Write;
     let dir = TempDir::new("stuck");
-    let fifo = dir.path("iq.fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo(3) with a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = make_fifo(&dir);
     let recording = shared("iq/modes1_2400.cu8");
     let data = std::fs::read(&recording).unwrap();
     let (quiet_tx, quiet_rx) = std::sync::mpsc::channel::<()>();
