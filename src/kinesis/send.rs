@@ -431,20 +431,18 @@ fn append_all(st: &mut State, records: &[Record], tel: &SenderTelemetry) -> Resu
     }
     for r in records {
         let mut result = spool.append(r);
-        if let Err(SpoolError::File { .. } | SpoolError::Dir { .. }) = &result {
+        if let Err(e @ (SpoolError::File { .. } | SpoolError::Dir { .. })) = &result {
             let freed = spool.relieve();
             let again = spool.append(r);
-            if let Err(e) = &result {
-                if let Some(n) = st.spool_failures.hit() {
-                    warn!(
-                        dir = %spool.dir().display(),
-                        failures = n,
-                        dropped_records = freed.records,
-                        retried_ok = again.is_ok(),
-                        "spool write failed ({e}): dropped the oldest segment to make room \
-                         (repeats logged once a minute)"
-                    );
-                }
+            if let Some(n) = st.spool_failures.hit() {
+                warn!(
+                    dir = %spool.dir().display(),
+                    failures = n,
+                    dropped_records = freed.records,
+                    retried_ok = again.is_ok(),
+                    "spool write failed ({e}): dropped the oldest segment to make room \
+                     (repeats logged once a minute)"
+                );
             }
             result = again;
         }

@@ -422,17 +422,7 @@ impl Spool {
             // nothing now.
             let _ = file.sync_data();
         }
-        let mut dropped = Dropped::default();
-        if !self.segments.is_empty() {
-            let unacked = self.segments[0].entries.saturating_sub(self.head_index);
-            let bytes = self.segments[0].valid_len.saturating_sub(self.head_offset);
-            if let Ok(Some(_)) = self.pop_front() {
-                dropped = Dropped {
-                    records: unacked,
-                    bytes,
-                };
-            }
-        }
+        let dropped = self.drop_front().ok().flatten().unwrap_or_default();
         self.refresh_cap();
         self.dropped.add(dropped);
         dropped
@@ -597,6 +587,19 @@ impl Spool {
         Ok(Some(seg))
     }
 
+    /// Removes the oldest segment; what of it was not yet acknowledged
+    /// (the records dropped), `None` when there is none.
+    fn drop_front(&mut self) -> Result<Option<Dropped>, SpoolError> {
+        let Some(front) = self.segments.front() else {
+            return Ok(None);
+        };
+        let lost = Dropped {
+            records: front.entries.saturating_sub(self.head_index),
+            bytes: front.valid_len.saturating_sub(self.head_offset),
+        };
+        Ok(self.pop_front()?.map(|_| lost))
+    }
+
     /// Drop the oldest segment if it is fully acknowledged and not being
     /// appended to.
     fn remove_acked_front(&mut self) -> Result<(), SpoolError> {
@@ -615,13 +618,8 @@ impl Spool {
         let mut dropped = Dropped::default();
         while self.total_bytes + extra > self.cap {
             if self.segments.len() > 1 || (self.writer.is_none() && !self.segments.is_empty()) {
-                let unacked = self.segments[0].entries.saturating_sub(self.head_index);
-                let unacked_bytes = self.segments[0].valid_len.saturating_sub(self.head_offset);
-                if self.pop_front()?.is_some() {
-                    dropped.add(Dropped {
-                        records: unacked,
-                        bytes: unacked_bytes,
-                    });
+                if let Some(d) = self.drop_front()? {
+                    dropped.add(d);
                 }
             } else if self.segments.front().is_some_and(|s| s.entries > 0) {
                 // Only the active segment is left and it is too big: start
