@@ -5,8 +5,8 @@
 //! `README-json.md`), so that a tar1090 or SkyAware page reads it
 //! unchanged. Pure: time comes in as Unix seconds.
 //!
-//! Bounded: at most [`MAX_AIRCRAFT`] entries (a new address past that is
-//! counted, not stored), and [`AircraftTable::sweep`], which the renderer
+//! Bounded: at most [`MAX_AIRCRAFT`] entries (a new address past that
+//! evicts the stalest, see [`crate::track::make_room`]), and [`AircraftTable::sweep`], which the renderer
 //! calls once a second, removes entries unheard for [`FORGET_AFTER_S`], as
 //! dump1090 does.
 
@@ -136,8 +136,8 @@ pub struct AircraftTable {
     aircraft: HashMap<Icao, Entry>,
     /// Frames or lines taken in.
     pub messages: u64,
-    /// New addresses not stored because the table was full.
-    pub refused: u64,
+    /// Aircraft dropped to make room for new addresses in a full table.
+    pub evicted: u64,
 }
 
 impl AircraftTable {
@@ -156,25 +156,24 @@ impl AircraftTable {
         self.aircraft.is_empty()
     }
 
-    fn entry(&mut self, icao: Icao, now: f64) -> Option<&mut Entry> {
+    fn entry(&mut self, icao: Icao, now: f64) -> &mut Entry {
         self.messages += 1;
-        if !self.aircraft.contains_key(&icao) && self.aircraft.len() >= MAX_AIRCRAFT {
-            self.refused += 1;
-            return None;
+        if !self.aircraft.contains_key(&icao) {
+            self.evicted += crate::track::make_room(&mut self.aircraft, MAX_AIRCRAFT, |e| {
+                e.last + if e.messages > 1 { FORGET_AFTER_S } else { 0.0 }
+            }) as u64;
         }
         let e = self.aircraft.entry(icao).or_default();
         e.messages += 1;
         e.last = e.last.max(now);
-        Some(e)
+        e
     }
 
     /// Takes in one accepted frame heard at `now`, with the position the
     /// tracker decoded from it (CPR, DO-260B §A.1.7), if any.
     pub fn update_frame(&mut self, d: &Decoded, position: Option<(f64, f64)>, now: f64) {
         let f = &d.frame;
-        let Some(e) = self.entry(f.icao, now) else {
-            return;
-        };
+        let e = self.entry(f.icao, now);
         let power = (f64::from(d.signal) / 65535.0).powi(2);
         e.power[e.power_n % RSSI_WINDOW] = power;
         e.power_n += 1;
@@ -215,9 +214,7 @@ impl AircraftTable {
     /// Takes in one SBS line read at `now` (SBS_FORMAT.md), heard by
     /// `receiver` when the stream names one.
     pub fn update_line(&mut self, l: &SbsLine, receiver: Option<&str>, now: f64) {
-        let Some(e) = self.entry(l.icao, now) else {
-            return;
-        };
+        let e = self.entry(l.icao, now);
         if e.source == Source::ModeS {
             e.source = Source::Sbs;
         }
@@ -568,7 +565,8 @@ mod tests {
         for i in 0..MAX_AIRCRAFT as u32 + 5 {
             t.update_line(&l(i), None, 1.0);
         }
-        assert_eq!((t.len(), t.refused), (MAX_AIRCRAFT, 5));
+        assert_eq!(t.len() as u64 + t.evicted, MAX_AIRCRAFT as u64 + 5);
+        assert!(t.len() <= MAX_AIRCRAFT && t.evicted >= 5);
         t.update_line(&l(1), None, 1.0 + FORGET_AFTER_S - 1.0);
         t.sweep(1.0 + FORGET_AFTER_S + 1.0);
         assert_eq!(t.len(), 1);

@@ -31,9 +31,33 @@ pub const FORGET_SECONDS: f64 = 300.0;
 /// Most aircraft tracked at once. A busy site hears a few hundred; a feed
 /// of valid frames from ever new addresses (noise, or hostile) would
 /// otherwise grow the table for [`FORGET_SECONDS`] at whatever rate it
-/// sends. New addresses past it are counted ([`TrackStats::refused`]) and
-/// not tracked until old ones are forgotten.
+/// sends. A new address past it makes room with [`make_room`], counted in
+/// [`TrackStats::evicted`].
 pub const MAX_TRACKED: usize = 10_000;
+
+/// Makes room for one more entry in `map` if it holds `cap`: removes the
+/// eighth with the lowest `rank` (a caller ranks by last heard, with an
+/// address heard only once, which costs little to lose, ranked lowest).
+/// Evicting an eighth at once keeps a hostile feed of new addresses at a
+/// few map operations per frame instead of a scan of the table per frame.
+/// Returns how many were removed.
+pub fn make_room<K, V>(map: &mut HashMap<K, V>, cap: usize, rank: impl Fn(&V) -> f64) -> usize
+where
+    K: Copy + Eq + std::hash::Hash,
+{
+    if map.len() < cap {
+        return 0;
+    }
+    let mut ranked: Vec<(f64, K)> = map.iter().map(|(k, v)| (rank(v), *k)).collect();
+    let n = (map.len() - cap + 1).max(cap / 8).min(ranked.len());
+    if n < ranked.len() {
+        ranked.select_nth_unstable_by(n, |a, b| a.0.total_cmp(&b.0));
+    }
+    for (_, k) in &ranked[..n] {
+        map.remove(k);
+    }
+    n
+}
 
 #[derive(Debug, Clone, Copy)]
 struct CprMsg {
@@ -45,6 +69,9 @@ struct CprMsg {
 #[derive(Debug, Clone, Default)]
 struct Aircraft {
     last_seen: f64,
+    /// Frames heard, saturating: an address heard once is the first to go
+    /// when the table is full.
+    frames: u32,
     even: Option<CprMsg>,
     odd: Option<CprMsg>,
     position: Option<(f64, f64, f64)>,
@@ -62,9 +89,9 @@ pub struct TrackStats {
     pub positions_local: u64,
     /// Positions that failed the speed/range plausibility check.
     pub positions_rejected: u64,
-    /// Frames of new addresses not tracked because the table held
-    /// [`MAX_TRACKED`] aircraft.
-    pub refused: u64,
+    /// Aircraft dropped, stalest first, to make room for a new address
+    /// because the table held [`MAX_TRACKED`].
+    pub evicted: u64,
 }
 
 /// The aircraft table.
@@ -101,11 +128,13 @@ impl Tracker {
     /// frame produced, if any.
     pub fn update(&mut self, frame: &Frame, t: f64) -> Option<(f64, f64)> {
         self.sweep(t);
-        if self.aircraft.len() >= MAX_TRACKED && !self.aircraft.contains_key(&frame.icao) {
-            self.stats.refused += 1;
-            return None;
+        if !self.aircraft.contains_key(&frame.icao) {
+            self.stats.evicted += make_room(&mut self.aircraft, MAX_TRACKED, |a| {
+                a.last_seen + if a.frames > 1 { FORGET_SECONDS } else { 0.0 }
+            }) as u64;
         }
         let ac = self.aircraft.entry(frame.icao).or_default();
+        ac.frames = ac.frames.saturating_add(1);
         ac.last_seen = ac.last_seen.max(t);
         let (cpr, surface) = match &frame.body {
             Body::ExtendedSquitter {
@@ -250,19 +279,41 @@ mod tests {
     }
 
     #[test]
-    fn the_table_is_bounded_and_counts_what_it_refuses() {
+    fn a_full_table_evicts_the_stalest_one_shot_addresses_first() {
         let mut t = Tracker::new(None);
-        for i in 0..MAX_TRACKED as u32 + 500 {
-            t.update(&all_call(0x10_0000 + i), 1.0);
+        // An aircraft heard twice, then a flood of new addresses each heard
+        // once, all after it.
+        let steady = 0xABCDEF;
+        t.update(&all_call(steady), 1.0);
+        t.update(&all_call(steady), 1.5);
+        let flood = MAX_TRACKED as u32 + 500;
+        for i in 0..flood {
+            t.update(&all_call(0x10_0000 + i), 2.0 + f64::from(i) * 1e-3);
+            assert!(t.len() <= MAX_TRACKED);
         }
-        assert_eq!(t.len(), MAX_TRACKED);
-        assert_eq!(t.stats.refused, 500);
-        // Known aircraft are still tracked; once the old ones are
-        // forgotten, new ones are taken again.
-        t.update(&all_call(0x10_0000), 2.0);
-        assert_eq!(t.stats.refused, 500);
-        t.update(&all_call(0xABCDEF), 2.0 + FORGET_SECONDS + 20.0);
+        assert!(t.stats.evicted >= 501, "{:?}", t.stats);
+        assert_eq!(t.len() as u64 + t.stats.evicted, u64::from(flood) + 1);
+        assert!(t.aircraft.contains_key(&Icao(steady)));
+        assert!(t.aircraft.contains_key(&Icao(0x10_0000 + flood - 1)));
+        assert!(!t.aircraft.contains_key(&Icao(0x10_0000)));
+        // Once the flood is forgotten, nothing more is evicted.
+        let evicted = t.stats.evicted;
+        t.update(&all_call(0x20_0000), 2.0 + FORGET_SECONDS + 20.0);
         assert_eq!(t.len(), 1);
-        assert_eq!(t.stats.refused, 500);
+        assert_eq!(t.stats.evicted, evicted);
+    }
+
+    #[test]
+    fn make_room_removes_an_eighth_by_rank_and_nothing_below_the_cap() {
+        let mut m: HashMap<u32, f64> = (0..80).map(|k| (k, f64::from(k))).collect();
+        assert_eq!(make_room(&mut m, 81, |v| *v), 0);
+        assert_eq!(make_room(&mut m, 80, |v| *v), 10);
+        assert_eq!(m.len(), 70);
+        assert!((0..10).all(|k| !m.contains_key(&k)));
+        assert!((10..80).all(|k| m.contains_key(&k)));
+        // Over the cap (a smaller cap than before) goes down to one below it.
+        assert_eq!(make_room(&mut m, 8, |v| *v), 63);
+        assert_eq!(m.len(), 7);
+        assert!(m.contains_key(&79));
     }
 }

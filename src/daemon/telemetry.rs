@@ -23,7 +23,7 @@ pub(super) struct Telemetry {
     pub buffers_dropped: AtomicU64,
     pub aircraft: AtomicU64,
     /// Frames of new addresses the full tracker did not take.
-    pub aircraft_refused: AtomicU64,
+    pub aircraft_evicted: AtomicU64,
     /// The Kinesis sink's counters, when it is the sink.
     pub sender: Option<Arc<SenderTelemetry>>,
     /// Sample buffers the demodulator took, and SBS lines the track stage
@@ -54,7 +54,7 @@ pub struct RunStats {
     pub aircraft: u64,
     /// Frames of new addresses not tracked because the table was full
     /// ([`crate::track::MAX_TRACKED`]).
-    pub aircraft_refused: u64,
+    pub aircraft_evicted: u64,
     /// The Kinesis sink's counters (all zero with the stdout sink).
     pub sender: SenderStats,
     /// The source's counters (network and dongle sources).
@@ -122,7 +122,7 @@ impl Telemetry {
             lines: get(&self.outputs.lines_written) + sender.lines_sent,
             lines_made: get(&self.lines_made),
             aircraft: get(&self.aircraft),
-            aircraft_refused: get(&self.aircraft_refused),
+            aircraft_evicted: get(&self.aircraft_evicted),
             sender,
             source: self.source.snapshot(),
             listen_clients: get(&self.outputs.net.clients),
@@ -155,7 +155,7 @@ impl Telemetry {
             frames_dropped = now.frames_dropped,
             buffers_dropped = now.buffers_dropped,
             aircraft = now.aircraft,
-            aircraft_refused = now.aircraft_refused,
+            aircraft_evicted = now.aircraft_evicted,
             source_connects = now.source.connects,
             source_failures = now.source.failures,
             source_rejects = now.source.rejects,

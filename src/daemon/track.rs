@@ -107,22 +107,22 @@ impl Stage<'_> {
         let t = d.sample as f64 / self.hz;
         let tracker = &mut *self.tracker;
         let known = tracker.len();
-        let refused = tracker.stats.refused;
+        let evicted = tracker.stats.evicted;
         let position = tracker.update(&d.frame, t);
         self.tel
             .aircraft
             .store(tracker.len() as u64, Ordering::Relaxed);
-        if tracker.stats.refused > refused {
-            if refused == 0 {
+        if tracker.stats.evicted > evicted {
+            if evicted == 0 {
                 warn!(
                     max = crate::track::MAX_TRACKED,
-                    "aircraft table full: frames of new addresses are not tracked \
-                     (counted as aircraft_refused; a noisy or hostile feed?)"
+                    "aircraft table full: the stalest aircraft make room for new addresses \
+                     (counted as aircraft_evicted; a noisy or hostile feed?)"
                 );
             }
             self.tel
-                .aircraft_refused
-                .store(tracker.stats.refused, Ordering::Relaxed);
+                .aircraft_evicted
+                .store(tracker.stats.evicted, Ordering::Relaxed);
         }
         if tracker.len() > known {
             debug!(icao = %d.frame.icao, df = d.frame.df, aircraft = tracker.len(), "new aircraft");

@@ -77,10 +77,10 @@ impl Renderer {
     pub fn snapshot(&mut self, now: f64) -> Snapshot {
         let t = &mut self.table;
         t.sweep(now);
-        if t.refused > 0 && !self.warned_full {
+        if t.evicted > 0 && !self.warned_full {
             warn!(
                 max = crate::aircraft::MAX_AIRCRAFT,
-                "aircraft table full: new addresses are counted, not shown"
+                "map's aircraft table full: the stalest make room for new addresses"
             );
             self.warned_full = true;
         }
@@ -91,7 +91,7 @@ impl Renderer {
                 "end": now,
                 "messages": t.messages,
                 "aircraft": t.len(),
-                "aircraft_refused": t.refused,
+                "aircraft_evicted": t.evicted,
             },
         });
         Snapshot {

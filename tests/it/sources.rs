@@ -376,6 +376,91 @@ fn feeders_that_hang_up_at_once_are_retried_ever_more_slowly() {
     }
 }
 
+/// A Beast feed of valid frames from ever new addresses (issue 20 saw
+/// 781 152 aircraft and 150 MB in 40 s): both aircraft tables stay at
+/// their bound by evicting the stalest, the aircraft heard all along stays,
+/// and the process stays far under the unit's memory limit.
+#[test]
+fn a_feed_of_ever_new_addresses_evicts_the_stalest_and_stays_small() {
+    use adsb_kinesis::modes::crc::checksum;
+    let all_call = |icao: u32| {
+        let mut b = vec![0x5D, (icao >> 16) as u8, (icao >> 8) as u8, icao as u8];
+        let p = checksum(&b);
+        b.extend([(p >> 16) as u8, (p >> 8) as u8, p as u8]);
+        b
+    };
+    let steady = 0x4CA123;
+    let (l, port) = listener();
+    let server = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        for round in 0..30u32 {
+            let mut wire = Vec::new();
+            for i in 0..1000 {
+                let n = round * 1000 + i;
+                let icao = if i % 100 == 0 { steady } else { 0x10_0000 + n };
+                wire.extend(beast(b'2', u64::from(n) * 1200, 0x40, &all_call(icao)));
+            }
+            if s.write_all(&wire).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(Duration::from_secs(5));
+    });
+    let source = format!("beast:127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut r = Running::start(&[
+        "--source",
+        &source,
+        "--http-listen",
+        &addr,
+        "--stats-interval",
+        "1",
+    ]);
+    let field = |line: &str, name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    r.wait_for("a stats line after the whole feed", 30, |o, e| {
+        o.matches("\r\n").count() >= 30_000
+            && e.lines()
+                .any(|l| l.contains(" stats ") && field(l, "aircraft_evicted") > 0)
+    });
+    thread::sleep(Duration::from_millis(1500));
+    let hwm_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", r.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_slice(&crate::map::get(&addr, "/data/stats.json").1).unwrap();
+    let aircraft: serde_json::Value =
+        serde_json::from_slice(&crate::map::get(&addr, "/data/aircraft.json").1).unwrap();
+    let (_, err) = r.stop();
+    server.join().unwrap();
+    let last = err.lines().rfind(|l| l.contains(" stats ")).unwrap();
+    let (tracked, evicted) = (field(last, "aircraft"), field(last, "aircraft_evicted"));
+    assert!(tracked <= 10_000 && evicted > 0, "{last}");
+    // 29 700 one-shot addresses and the steady one.
+    assert_eq!(tracked + evicted, 29_701, "{last}");
+    let total = &stats["total"];
+    assert!(total["aircraft"].as_u64().unwrap() <= 10_000, "{stats}");
+    assert!(total["aircraft_evicted"].as_u64().unwrap() > 0, "{stats}");
+    let listed = aircraft["aircraft"].as_array().unwrap();
+    assert!(
+        listed.iter().any(|a| a["hex"] == "4ca123"),
+        "the steady aircraft was evicted"
+    );
+    assert!(hwm_kib < 64 * 1024, "peak RSS {hwm_kib} KiB\n{last}");
+    assert!(
+        err.matches("aircraft table full").count() <= 2,
+        "the full table is said once per table\n{err}"
+    );
+}
+
 #[test]
 fn sbs_source_forwards_valid_lines_unchanged_and_reconnects() {
     let path = shared("iq/modes1_2400.cu8");
