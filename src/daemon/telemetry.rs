@@ -210,6 +210,7 @@ fn log_sender(what: &str, s: &SenderStats) {
         spool_bytes = s.spool_bytes,
         spool_oldest_s = s.spool_oldest_s,
         spool_dropped = s.spool_dropped,
+        spool_dropped_lines = s.spool_dropped_lines,
         spool_written_bytes = s.spool_written_bytes,
         spooled_batches = s.spooled_batches,
         "kinesis {what}"

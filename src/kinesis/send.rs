@@ -122,6 +122,7 @@ pub struct SenderTelemetry {
     spool_bytes: AtomicU64,
     spool_oldest_ms: AtomicU64,
     spool_dropped: AtomicU64,
+    spool_dropped_lines: AtomicU64,
     spool_written_bytes: AtomicU64,
     spooled_batches: AtomicU64,
 }
@@ -156,8 +157,12 @@ pub struct SenderStats {
     pub spool_bytes: u64,
     /// Age of the oldest spooled record, seconds (0 when empty).
     pub spool_oldest_s: u64,
-    /// Records the spool's size cap dropped (oldest first).
+    /// Records the spool dropped (oldest first) for its size cap or the
+    /// disk's free space, or could not write at all.
     pub spool_dropped: u64,
+    /// SBS lines in those records (see [`crate::kinesis::spool::Dropped`]):
+    /// lines made = lines delivered + this + `lines_refused`.
+    pub spool_dropped_lines: u64,
     /// Bytes written to the spool's files since start: SD-card wear, 0
     /// while Kinesis takes everything.
     pub spool_written_bytes: u64,
@@ -190,6 +195,7 @@ impl SenderTelemetry {
                 now.saturating_sub(oldest) / 1000
             },
             spool_dropped: get(&self.spool_dropped),
+            spool_dropped_lines: get(&self.spool_dropped_lines),
             spool_written_bytes: get(&self.spool_written_bytes),
             spooled_batches: get(&self.spooled_batches),
         }
@@ -289,6 +295,8 @@ impl Handoff {
         t.spool_records.store(s.records, Ordering::Relaxed);
         t.spool_bytes.store(s.bytes, Ordering::Relaxed);
         t.spool_dropped.store(s.dropped.records, Ordering::Relaxed);
+        t.spool_dropped_lines
+            .store(s.dropped.lines, Ordering::Relaxed);
         t.spool_written_bytes
             .store(s.written_bytes, Ordering::Relaxed);
         let oldest = st.spool.oldest_created().map(unix_ms).unwrap_or(0);
@@ -466,7 +474,7 @@ fn append_all(st: &mut State, records: &[Record], tel: &SenderTelemetry) -> Resu
                 SenderTelemetry::add(&tel.lines_refused, r.line_count() as u64);
             }
             Err(SpoolError::File { .. } | SpoolError::Dir { .. }) => {
-                spool.count_lost(1, r.data.len() as u64);
+                spool.count_lost(r);
             }
             Err(e) => return Err(e.into()),
         }

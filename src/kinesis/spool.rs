@@ -199,12 +199,18 @@ pub struct Dropped {
     pub records: u64,
     /// Bytes of those records.
     pub bytes: u64,
+    /// SBS lines in those records (a record holds one or more, see
+    /// [`crate::kinesis::record`]), so that what was lost can be set
+    /// against lines made. Not known for segments removed from under the
+    /// spool ([`Spool::check_dir`]), which only count records.
+    pub lines: u64,
 }
 
 impl Dropped {
     fn add(&mut self, other: Dropped) {
         self.records += other.records;
         self.bytes += other.bytes;
+        self.lines += other.lines;
     }
 }
 
@@ -430,8 +436,12 @@ impl Spool {
 
     /// Counts records that could not be spooled at all (the disk refused
     /// them even after [`Spool::relieve`]) with the dropped ones.
-    pub fn count_lost(&mut self, records: u64, bytes: u64) {
-        self.dropped.add(Dropped { records, bytes });
+    pub fn count_lost(&mut self, record: &Record) {
+        self.dropped.add(Dropped {
+            records: 1,
+            bytes: record.data.len() as u64,
+            lines: record.line_count() as u64,
+        });
     }
 
     /// Whether the directory is still the one opened. When it was removed
@@ -446,6 +456,7 @@ impl Spool {
         let lost = Dropped {
             records: self.pending_records(),
             bytes: self.total_bytes,
+            lines: 0,
         };
         self.writer = None;
         self.segments.clear();
@@ -596,8 +607,30 @@ impl Spool {
         let lost = Dropped {
             records: front.entries.saturating_sub(self.head_index),
             bytes: front.valid_len.saturating_sub(self.head_offset),
+            lines: self.count_lines(front.id, self.head_offset, front.valid_len),
         };
         Ok(self.pop_front()?.map(|_| lost))
+    }
+
+    /// SBS lines in the entries of segment `id` from `offset` to
+    /// `valid_len`: read back only when a segment is dropped unsent, which
+    /// a spool that keeps up never does. An unreadable rest counts 0.
+    fn count_lines(&self, id: u64, offset: u64, valid_len: u64) -> u64 {
+        let Ok(mut file) = File::open(self.seg_path(id)) else {
+            return 0;
+        };
+        if offset >= valid_len || file.seek(SeekFrom::Start(offset)).is_err() {
+            return 0;
+        }
+        let mut r = BufReader::with_capacity(64 * 1024, file);
+        let (mut left, mut lines, mut buf) = (valid_len - offset, 0, Vec::new());
+        while let Ok(Some(n)) = read_entry(&mut r, left, &mut buf) {
+            left -= n;
+            if let Some((_, data)) = payload_parts(&buf) {
+                lines += super::record::record_lines(data).count() as u64;
+            }
+        }
+        lines
     }
 
     /// Drop the oldest segment if it is fully acknowledged and not being

@@ -321,6 +321,45 @@ fn cap_drops_oldest_and_counts() {
     assert_eq!(left, records[records.len() - left.len()..]);
 }
 
+/// Dropped lines are the lines of the unsent records dropped, not of the
+/// ones already acknowledged in the same segment, so that lines made =
+/// lines delivered + lines dropped.
+#[test]
+fn drops_count_the_lines_of_unsent_records_only() {
+    let dir = TempDir::new("cap-lines");
+    let (mut spool, _) = Spool::open(dir.path(), small(1000, 4000)).unwrap();
+    let lines = |i: usize| i % 3 + 1;
+    let records: Vec<Record> = (0..120)
+        .map(|i| {
+            let mut r = rec(i, 30);
+            r.data = r.data.repeat(lines(i));
+            r
+        })
+        .collect();
+    let mut delivered = Vec::new();
+    let mut dropped = Dropped::default();
+    for (i, r) in records.iter().enumerate() {
+        dropped.add(spool.append(r).unwrap());
+        if i % 10 == 9 {
+            // Send a few now and then, as a slow link would.
+            let batch = spool.peek_batch(3, 1 << 20).unwrap();
+            if let Some((last, _)) = batch.last() {
+                spool.ack(*last).unwrap();
+            }
+            delivered.extend(batch.into_iter().map(|(_, r)| r));
+        }
+    }
+    delivered.extend(drain(&mut spool));
+    assert!(dropped.records > 0);
+    let count = |rs: &[Record]| rs.iter().map(|r| r.line_count() as u64).sum::<u64>();
+    assert_eq!(count(&delivered) + dropped.lines, count(&records));
+    assert_eq!(
+        delivered.len() as u64 + dropped.records,
+        records.len() as u64
+    );
+    assert_eq!(spool.stats().dropped, dropped);
+}
+
 #[test]
 fn cap_with_reader_mid_segment() {
     let dir = TempDir::new("capmid");
