@@ -627,11 +627,19 @@ enum JobEnd {
 }
 
 /// Tracks the error state so that log lines come once per change, not once
-/// per retry.
+/// per retry, and a flapping stream (throttled every other call, a lossy
+/// link) logs at most one failure line and one recovery line a minute,
+/// the failure line with the count since the last one (issue 20: every
+/// throttle/success alternation used to log a pair).
 #[derive(Default)]
 struct ErrorLog {
-    /// The code or message last logged.
+    /// The code or kind of the failure state we are in, `None` while
+    /// requests succeed.
     last: Option<String>,
+    /// Failure lines of the transient kinds.
+    warned: RepeatLog,
+    /// "Succeeds again" lines.
+    recovered: RepeatLog,
 }
 
 impl ErrorLog {
@@ -642,15 +650,21 @@ impl ErrorLog {
             .code
             .clone()
             .unwrap_or_else(|| format!("{:?}, outcome unknown: {}", f.class, f.outcome_unknown));
-        if self.last.as_deref() == Some(key.as_str()) {
-            return;
-        }
+        let changed = self.last.as_deref() != Some(key.as_str());
         self.last = Some(key);
-        match f.class {
-            ErrorClass::Configuration => error!(
-                "stream {stream}: {f}; records are kept in the spool and retried slowly until this is fixed"
-            ),
-            _ => warn!(records, "stream {stream}: PutRecords failed, retrying: {f}"),
+        if f.class == ErrorClass::Configuration {
+            // Needs the user: said at once whenever it starts.
+            if changed {
+                error!(
+                    "stream {stream}: {f}; records are kept in the spool and retried slowly until this is fixed"
+                );
+            }
+        } else if let Some(failures) = self.warned.hit() {
+            warn!(
+                records,
+                failures,
+                "stream {stream}: PutRecords failed, retrying: {f} (repeats logged once a minute with the count)"
+            );
         }
     }
 
@@ -664,7 +678,7 @@ impl ErrorLog {
     }
 
     fn ok(&mut self, stream: &str) {
-        if self.last.take().is_some() {
+        if self.last.take().is_some() && self.recovered.hit().is_some() {
             info!("stream {stream}: PutRecords succeeds again");
         }
     }

@@ -226,6 +226,17 @@ fn errors_hangs_and_drops_lose_nothing() {
     // Hangs and drops leave the client not knowing; it counted them.
     assert!(o.sender("unknown_outcome") > 0, "{}", o.err);
     o.assert_complete();
+    // Faults of every kind between successes: one failure line and one
+    // recovery line a minute at most, not a pair per alternation.
+    let minutes = 1 + t0.elapsed().as_secs() / 60;
+    for line in ["PutRecords failed", "PutRecords succeeds again"] {
+        let n = o.err.matches(line).count() as u64;
+        assert!(
+            n <= minutes,
+            "{n} '{line}' lines in {minutes} min\n{}",
+            o.err
+        );
+    }
 }
 
 #[test]
