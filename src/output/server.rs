@@ -169,7 +169,13 @@ impl Peer {
 
     /// Queues `bytes`; false when the peer is gone or too slow (then its
     /// writer is stopped).
-    fn offer(&self, proto: &Protocol, bytes: &Arc<[u8]>, tel: &NetTelemetry) -> bool {
+    fn offer(
+        &self,
+        proto: &Protocol,
+        bytes: &Arc<[u8]>,
+        tel: &NetTelemetry,
+        log: &mut PeerLog,
+    ) -> bool {
         // Past its byte budget a peer counts as full, without trying.
         let room = self.queued.load(Ordering::Relaxed) + bytes.len() <= PEER_BYTES;
         match room.then(|| self.tx.try_send(bytes.clone())) {
@@ -180,17 +186,34 @@ impl Peer {
             None | Some(Err(mpsc::error::TrySendError::Full(_))) => {
                 self.writer.abort();
                 add(&tel.dropped, 1);
-                warn!(peer = %self.addr, queued_bytes = self.queued.load(Ordering::Relaxed),
-                    "{}: peer not reading, disconnected", proto.name);
+                if let Some(n) = log.slow.hit() {
+                    warn!(peer = %self.addr, queued_bytes = self.queued.load(Ordering::Relaxed),
+                        disconnected = n, "{}: peer not reading, disconnected{}", proto.name, REPEATS);
+                }
                 false
             }
             Some(Err(mpsc::error::TrySendError::Closed(_))) => {
-                info!(peer = %self.addr, "{}: peer left", proto.name);
+                if let Some(n) = log.left.hit() {
+                    info!(peer = %self.addr, left = n, "{}: peer left{}", proto.name, REPEATS);
+                }
                 false
             }
         }
     }
 }
+
+/// Clients coming and going, logged per output: a LAN client opening
+/// connections in a loop must not fill the journal (issue 20's soak saw a
+/// line per connection). The first of each kind is said at once, then at
+/// most once a minute with the count since the last line.
+#[derive(Default)]
+struct PeerLog {
+    connected: RepeatLog,
+    left: RepeatLog,
+    slow: RepeatLog,
+}
+
+const REPEATS: &str = " (repeats logged once a minute with the count)";
 
 async fn write_peer(
     mut sock: TcpStream,
@@ -250,6 +273,7 @@ async fn serve(
     let mut accept_failures = AcceptFailures::new(proto.name);
     let mut paused_until: Option<tokio::time::Instant> = None;
     let mut refusals = RepeatLog::default();
+    let mut log = PeerLog::default();
     let set_clients = |n_before: usize, n_after: usize| {
         if n_after > n_before {
             add(&tel.clients, (n_after - n_before) as u64);
@@ -277,7 +301,10 @@ async fn serve(
                         drop(sock);
                         continue;
                     }
-                    info!(peer = %peer, "{}: client connected", proto.name);
+                    if let Some(n) = log.connected.hit() {
+                        info!(peer = %peer, clients = clients.len() + 1, connected = n,
+                            "{}: client connected{}", proto.name, REPEATS);
+                    }
                     clients.push(Peer::start(sock, peer));
                     set_clients(clients.len() - 1, clients.len());
                 }
@@ -295,7 +322,7 @@ async fn serve(
                 if !buf.is_empty() {
                     let bytes: Arc<[u8]> = Arc::from(buf.as_slice());
                     let before = clients.len();
-                    clients.retain(|c| c.offer(proto, &bytes, &tel));
+                    clients.retain(|c| c.offer(proto, &bytes, &tel, &mut log));
                     set_clients(before, clients.len());
                 }
             }
@@ -349,6 +376,7 @@ async fn push(
     let mut dialing: Option<Dialing> = Some(dial(addr.clone(), Duration::ZERO));
     let mut failures = 0u64;
     let mut failure_log = RepeatLog::default();
+    let mut log = PeerLog::default();
     let mut buf = Vec::new();
     loop {
         let connecting = async {
@@ -392,7 +420,7 @@ async fn push(
                 }
                 let bytes: Arc<[u8]> = Arc::from(buf.as_slice());
                 match &peer {
-                    Some((p, _)) if p.offer(proto, &bytes, &tel) => {}
+                    Some((p, _)) if p.offer(proto, &bytes, &tel, &mut log) => {}
                     Some((_, since)) => {
                         // The backoff starts over only after a connection
                         // that lasted: a peer that accepts and hangs up at
