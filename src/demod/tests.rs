@@ -176,7 +176,7 @@ fn prefilter_passes_a_preamble_with_ppm_data_but_not_one_followed_by_a_gap() {
     let lead = 40;
     let m = ideal_2m(&f, lead, 20_000);
     let mut ok = [0u8; CHUNK];
-    prefilter(Rate::Msps2_0, &m, 0, &mut ok);
+    prefilter(Rate::Msps2_0, &m, 0, &mut Screen::new(), &mut ok);
     assert_eq!(ok[lead], 1);
     // Silence 1.5 µs (three samples) of the first data byte: a real
     // reply never goes that long without a pulse.
@@ -184,7 +184,7 @@ fn prefilter_passes_a_preamble_with_ppm_data_but_not_one_followed_by_a_gap() {
     for x in &mut gap[lead + 16 + 4..lead + 16 + 7] {
         *x = 0;
     }
-    prefilter(Rate::Msps2_0, &gap, 0, &mut ok);
+    prefilter(Rate::Msps2_0, &gap, 0, &mut Screen::new(), &mut ok);
     assert_eq!(ok[lead], 0);
     // The frame's own 1 µs gaps (bits "10", samples 17-18) are fine,
     // as the first assertion shows.
