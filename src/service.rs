@@ -76,6 +76,11 @@ pub fn init_tracing() -> LogTarget {
         .with_writer(io::stderr)
         .with_env_filter(filter())
         .with_ansi(false)
+        // By default a failed write is reported with eprint!, which panics
+        // when stderr itself is what failed: a closed stderr (the reader
+        // of a pipe gone) aborted the daemon. A log line that cannot be
+        // written is lost; the data is not.
+        .log_internal_errors(false)
         .init();
     if let Some(e) = fallback {
         tracing::warn!(

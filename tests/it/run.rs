@@ -259,3 +259,36 @@ fn bad_config_is_one_line() {
     assert!(err.contains("within 1 and 86400"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The reader of stderr going away (a pipe closed, a log collector
+/// restarted) costs log lines, not the daemon: tracing's default reported
+/// the failed write with eprint!, whose panic aborted the process (found
+/// by the soak, issue 20).
+#[test]
+fn a_closed_stderr_does_not_stop_the_daemon() {
+    let mut child = bin()
+        .args(["run", "--stats-interval", "1"])
+        .env_remove("ADSB_KINESIS_SOURCE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start run");
+    let mut first = [0u8; 64];
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_exact(&mut first)
+        .expect("a log line");
+    // The read end is closed now; the stats line a second later fails.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "run exited: {:?}",
+        child.try_wait()
+    );
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+}
