@@ -176,6 +176,10 @@ const CHUNK_SPAN: usize = CHUNK + 40;
 /// write into [`Screen`]'s arrays in place: built as `from_fn` temporaries,
 /// 32-bit ARM copied each one with memcpy, a quarter of all instructions
 /// (issue 16).
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
+)]
 #[inline(always)]
 fn prefilter(rate: Rate, m: &[u16], floor: u32, s: &mut Screen, ok: &mut [u8; CHUNK]) {
     let m: &[u16; CHUNK_SPAN] = m[..CHUNK_SPAN]
@@ -248,8 +252,65 @@ fn prefilter(rate: Rate, m: &[u16], floor: u32, s: &mut Screen, ok: &mut [u8; CH
     }
 }
 
+/// [`prefilter`] for CPUs without vector units (the Pi Zero and Pi 1's
+/// ARM1176, and 32-bit builds that cannot assume NEON): the same test,
+/// bit for bit, evaluated lazily. Most positions fail the first condition
+/// (the pulse sum over the floor), which costs two running window sums;
+/// only those that pass pay for the quiet sum and the gap check. The
+/// vector version computes every term at every position, which is cheap
+/// eight or sixteen lanes at a time and about 150 instructions a sample
+/// one at a time.
+#[cfg_attr(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    allow(
+        dead_code,
+        reason = "used on other targets, and tested against prefilter everywhere"
+    )
+)]
+#[inline(always)]
+fn prefilter_lazy(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
+    let m: &[u16; CHUNK_SPAN] = m[..CHUNK_SPAN]
+        .try_into()
+        .expect("caller buffers CHUNK_SPAN samples");
+    let floor = (floor >> 4).min(u32::from(u16::MAX)) as u16;
+    let x = |j: usize| m[j] >> 4;
+    let sum = |from: usize, n: usize| (from..from + n).map(x).sum::<u16>();
+    // The least, over 16 runs from `from`, of the loudest sample of a
+    // gap-length run.
+    let quietest = |from: usize, run: usize| {
+        (from..from + 16)
+            .map(|j| (j..j + run).map(x).max().unwrap_or(0))
+            .min()
+            .unwrap_or(0)
+    };
+    // Pulse windows (see prefilter): `len` samples at i and i + `second`;
+    // quiet windows `q1` at i + `q1_at`, `q2` at i + `q2_at`; gaps of `run`
+    // samples from i + `data`, against p / `mean_div`.
+    let (len, second, q1_at, q1, q2_at, q2, data, run, mean_div) = match rate {
+        Rate::Msps2_0 => (4, 7, 4, 3, 11, 5, 16, 3, 8),
+        Rate::Msps2_4 => (5, 8, 5, 3, 13, 6, 20, 4, 10),
+    };
+    let (mut a, mut b) = (sum(0, len), sum(second, len));
+    for (i, ok) in ok.iter_mut().enumerate() {
+        let p = a + b;
+        *ok = u8::from(
+            p > floor
+                && p > rate.mean_ratio(sum(i + q1_at, q1) + sum(i + q2_at, q2))
+                && quietest(i + data, run) * mean_div >= p >> 1,
+        );
+        // Slide both windows one sample on; a window's oldest sample is
+        // part of its sum, so this never underflows.
+        a = a + x(i + len) - x(i);
+        b = b + x(i + second + len) - x(i + second);
+    }
+}
+
 /// [`prefilter`]'s working arrays, kept by the demodulator between calls
 /// (about 3.5 KiB: with the samples, well inside a Pi Zero's 16 KiB L1).
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
+)]
 struct Screen {
     x: [u16; CHUNK_SPAN],
     w2: [u16; CHUNK_SPAN - 1],
@@ -262,6 +323,10 @@ struct Screen {
     lo: [i16; CHUNK_SPAN - 3],
 }
 
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
+)]
 impl Screen {
     fn new() -> Box<Screen> {
         Box::new(Screen {
@@ -287,6 +352,10 @@ fn prefilter_avx2(rate: Rate, m: &[u16], floor: u32, s: &mut Screen, ok: &mut [u
 /// Turns `hi` into `lo`, in place: `lo[j]` is the least of
 /// `hi[j..j + 16]`, by doubling windows (valid for `j < len - 15`). Each
 /// pass reads ahead of what it writes, so it can overwrite as it goes.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
+)]
 #[inline(always)]
 fn quietest_of_16(a: &mut [i16; CHUNK_SPAN - 3]) {
     for k in [1, 2, 4, 8] {
@@ -410,6 +479,7 @@ pub struct Demodulator {
     /// The CPU has AVX2: [`prefilter_avx2`] may run.
     #[cfg(target_arch = "x86_64")]
     avx2: bool,
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     screen: Box<Screen>,
     /// Samples of signal seen.
     pub samples_seen: u64,
@@ -482,6 +552,7 @@ impl Demodulator {
             noise: NoiseFloor::new(),
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             screen: Screen::new(),
             samples_seen: 0,
         }
@@ -558,8 +629,10 @@ impl Demodulator {
             } else {
                 prefilter(self.rate, m, floor, &mut self.screen, &mut ok);
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
             prefilter(self.rate, m, floor, &mut self.screen, &mut ok);
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+            prefilter_lazy(self.rate, m, floor, &mut ok);
             // The first position not yet examined.
             let mut next = s0;
             for (k, word) in ok.chunks_exact(8).enumerate() {
