@@ -172,84 +172,85 @@ const CHUNK_SPAN: usize = CHUNK + 40;
 ///
 /// This runs at every sample, so it works on 12-bit magnitudes (a sum of
 /// ten still fits 16 bits), builds window sums, maxima and minima from
-/// running ones, and uses fixed-size loops the compiler vectorizes. They
-/// write into [`Screen`]'s arrays in place: built as `from_fn` temporaries,
-/// 32-bit ARM copied each one with memcpy, a quarter of all instructions
-/// (issue 16).
+/// running ones, and uses fixed-size loops the compiler vectorizes. On
+/// 32-bit ARM, without vector units, it would cost about 300 instructions
+/// a sample (each `from_fn` temporary is built, then copied with memcpy):
+/// [`prefilter_lazy`] runs there instead.
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
     allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
 )]
 #[inline(always)]
-fn prefilter(rate: Rate, m: &[u16], floor: u32, s: &mut Screen, ok: &mut [u8; CHUNK]) {
+fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
     let m: &[u16; CHUNK_SPAN] = m[..CHUNK_SPAN]
         .try_into()
         .expect("caller buffers CHUNK_SPAN samples");
     let floor = (floor >> 4).min(u32::from(u16::MAX)) as u16;
-    for (x, &v) in s.x.iter_mut().zip(m) {
-        *x = v >> 4;
-    }
+    // Built with `from_fn`, not zeroed first.
+    let x: [u16; CHUNK_SPAN] = std::array::from_fn(|j| m[j] >> 4);
     // w<n>[j]: the sum of x[j..j + n].
-    for j in 0..CHUNK_SPAN - 1 {
-        s.w2[j] = s.x[j] + s.x[j + 1];
-    }
-    for j in 0..CHUNK_SPAN - 2 {
-        s.w3[j] = s.w2[j] + s.x[j + 2];
-    }
+    let w2: [u16; CHUNK_SPAN - 1] = std::array::from_fn(|j| x[j] + x[j + 1]);
+    let w3: [u16; CHUNK_SPAN - 2] = std::array::from_fn(|j| w2[j] + x[j + 2]);
     // Maxima and minima in i16, which SSE2 has instructions for (12-bit
-    // magnitudes fit). lo[j] is first hi[j], the loudest sample of the
-    // gap-length run from j, then the quietest of the 16 runs from j.
-    for j in 0..CHUNK_SPAN - 1 {
-        s.m2[j] = (s.x[j] as i16).max(s.x[j + 1] as i16);
-    }
+    // magnitudes fit). hi[j]: the loudest sample of the gap-length run
+    // from j; lo[j]: the quietest of the 16 runs from j.
+    let xs: [i16; CHUNK_SPAN] = std::array::from_fn(|j| x[j] as i16);
+    let m2: [i16; CHUNK_SPAN - 1] = std::array::from_fn(|j| xs[j].max(xs[j + 1]));
     match rate {
         // Pulses at [φ,φ+1), [2+φ,3+φ), [7+φ,8+φ), [9+φ,10+φ) samples
         // for φ in [0,1): samples 0-3 and 7-10 hold them; 4-6 and 11-15
         // are quiet for every φ. Data from sample 16; gaps of 3 samples.
         Rate::Msps2_0 => {
-            // wa = w4, wb = w5.
-            for j in 0..CHUNK_SPAN - 4 {
-                s.wa[j] = s.w2[j] + s.w2[j + 2];
-            }
-            for j in 0..CHUNK_SPAN - 5 {
-                s.wb[j] = s.wa[j] + s.x[j + 4];
-            }
-            for j in 0..CHUNK_SPAN - 3 {
-                s.lo[j] = s.m2[j].max(s.x[j + 2] as i16);
-            }
-            quietest_of_16(&mut s.lo);
-            for (i, ok) in ok.iter_mut().enumerate() {
-                let p = s.wa[i] + s.wa[i + 7];
-                let q = s.w3[i + 4] + s.wb[i + 11];
+            let w4: [u16; CHUNK_SPAN - 4] = std::array::from_fn(|j| w2[j] + w2[j + 2]);
+            let w5: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w4[j] + x[j + 4]);
+            let hi: [i16; CHUNK_SPAN - 3] = std::array::from_fn(|j| m2[j].max(xs[j + 2]));
+            let lo = quietest_of_16(&hi);
+            for i in 0..CHUNK {
+                let p = w4[i] + w4[i + 7];
+                let q = w3[i + 4] + w5[i + 11];
                 // No run quieter than half the mean pulse sample (p / 16).
-                let no_gap = s.lo[i + 16] as u16 * 8 >= p >> 1;
-                *ok = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
+                let no_gap = lo[i + 16] as u16 * 8 >= p >> 1;
+                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
             }
         }
         // Pulses 1.2 samples long at 0, 2.4, 8.4, 10.8 (+φ): samples 0-4
         // and 8-12 hold them; 5-7 and 13-18 are quiet. Data from sample
         // 19.2 (+φ): runs from sample 20; gaps of 4 samples.
         Rate::Msps2_4 => {
-            // wa = w5, wb = w6.
-            for j in 0..CHUNK_SPAN - 5 {
-                s.wa[j] = s.w3[j] + s.w2[j + 3];
-            }
-            for j in 0..CHUNK_SPAN - 5 {
-                s.wb[j] = s.w3[j] + s.w3[j + 3];
-            }
-            for j in 0..CHUNK_SPAN - 3 {
-                s.lo[j] = s.m2[j].max(s.m2[j + 2]);
-            }
-            quietest_of_16(&mut s.lo);
-            for (i, ok) in ok.iter_mut().enumerate() {
-                let p = s.wa[i] + s.wa[i + 8];
-                let q = s.w3[i + 5] + s.wb[i + 13];
+            let w5: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w3[j] + w2[j + 3]);
+            let w6: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w3[j] + w3[j + 3]);
+            let hi: [i16; CHUNK_SPAN - 3] = std::array::from_fn(|j| m2[j].max(m2[j + 2]));
+            let lo = quietest_of_16(&hi);
+            for i in 0..CHUNK {
+                let p = w5[i] + w5[i + 8];
+                let q = w3[i + 5] + w6[i + 13];
                 // No run quieter than half the mean pulse sample (p / 20).
-                let no_gap = s.lo[i + 20] as u16 * 10 >= p >> 1;
-                *ok = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
+                let no_gap = lo[i + 20] as u16 * 10 >= p >> 1;
+                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
             }
         }
     }
+}
+
+/// [`prefilter`] compiled for AVX2: sixteen 16-bit lanes instead of eight.
+/// Only called where the CPU has AVX2 (see [`Demodulator::new`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn prefilter_avx2(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
+    prefilter(rate, m, floor, ok);
+}
+
+/// `lo[j]`: the least of `hi[j..j + 16]`, by doubling windows.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
+)]
+#[inline(always)]
+fn quietest_of_16(hi: &[i16; CHUNK_SPAN - 3]) -> [i16; CHUNK_SPAN - 18] {
+    let lo2: [i16; CHUNK_SPAN - 4] = std::array::from_fn(|j| hi[j].min(hi[j + 1]));
+    let lo4: [i16; CHUNK_SPAN - 6] = std::array::from_fn(|j| lo2[j].min(lo2[j + 2]));
+    let lo8: [i16; CHUNK_SPAN - 10] = std::array::from_fn(|j| lo4[j].min(lo4[j + 4]));
+    std::array::from_fn(|j| lo8[j].min(lo8[j + 8]))
 }
 
 /// [`prefilter`] for CPUs without vector units (the Pi Zero and Pi 1's
@@ -258,8 +259,8 @@ fn prefilter(rate: Rate, m: &[u16], floor: u32, s: &mut Screen, ok: &mut [u8; CH
 /// (the pulse sum over the floor), which costs two running window sums;
 /// only those that pass pay for the quiet sum and the gap check. The
 /// vector version computes every term at every position, which is cheap
-/// eight or sixteen lanes at a time and about 150 instructions a sample
-/// one at a time.
+/// eight or sixteen lanes at a time and costs 150-300 instructions a
+/// sample one lane at a time.
 #[cfg_attr(
     any(target_arch = "x86_64", target_arch = "aarch64"),
     allow(
@@ -302,66 +303,6 @@ fn prefilter_lazy(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
         // part of its sum, so this never underflows.
         a = a + x(i + len) - x(i);
         b = b + x(i + second + len) - x(i + second);
-    }
-}
-
-/// [`prefilter`]'s working arrays, kept by the demodulator between calls
-/// (about 3.5 KiB: with the samples, well inside a Pi Zero's 16 KiB L1).
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
-)]
-struct Screen {
-    x: [u16; CHUNK_SPAN],
-    w2: [u16; CHUNK_SPAN - 1],
-    w3: [u16; CHUNK_SPAN - 2],
-    /// w4 at 2.0 MS/s, w5 at 2.4 MS/s.
-    wa: [u16; CHUNK_SPAN - 4],
-    /// w5 at 2.0 MS/s, w6 at 2.4 MS/s.
-    wb: [u16; CHUNK_SPAN - 5],
-    m2: [i16; CHUNK_SPAN - 1],
-    lo: [i16; CHUNK_SPAN - 3],
-}
-
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
-)]
-impl Screen {
-    fn new() -> Box<Screen> {
-        Box::new(Screen {
-            x: [0; CHUNK_SPAN],
-            w2: [0; CHUNK_SPAN - 1],
-            w3: [0; CHUNK_SPAN - 2],
-            wa: [0; CHUNK_SPAN - 4],
-            wb: [0; CHUNK_SPAN - 5],
-            m2: [0; CHUNK_SPAN - 1],
-            lo: [0; CHUNK_SPAN - 3],
-        })
-    }
-}
-
-/// [`prefilter`] compiled for AVX2: sixteen 16-bit lanes instead of eight.
-/// Only called where the CPU has AVX2 (see [`Demodulator::new`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn prefilter_avx2(rate: Rate, m: &[u16], floor: u32, s: &mut Screen, ok: &mut [u8; CHUNK]) {
-    prefilter(rate, m, floor, s, ok);
-}
-
-/// Turns `hi` into `lo`, in place: `lo[j]` is the least of
-/// `hi[j..j + 16]`, by doubling windows (valid for `j < len - 15`). Each
-/// pass reads ahead of what it writes, so it can overwrite as it goes.
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
-)]
-#[inline(always)]
-fn quietest_of_16(a: &mut [i16; CHUNK_SPAN - 3]) {
-    for k in [1, 2, 4, 8] {
-        for j in 0..CHUNK_SPAN - 3 - k {
-            a[j] = a[j].min(a[j + k]);
-        }
     }
 }
 
@@ -479,8 +420,6 @@ pub struct Demodulator {
     /// The CPU has AVX2: [`prefilter_avx2`] may run.
     #[cfg(target_arch = "x86_64")]
     avx2: bool,
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    screen: Box<Screen>,
     /// Samples of signal seen.
     pub samples_seen: u64,
 }
@@ -552,8 +491,6 @@ impl Demodulator {
             noise: NoiseFloor::new(),
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
-            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-            screen: Screen::new(),
             samples_seen: 0,
         }
     }
@@ -625,12 +562,12 @@ impl Demodulator {
             #[cfg(target_arch = "x86_64")]
             if self.avx2 {
                 // SAFETY: `avx2` is set only where the CPU reports AVX2.
-                unsafe { prefilter_avx2(self.rate, m, floor, &mut self.screen, &mut ok) }
+                unsafe { prefilter_avx2(self.rate, m, floor, &mut ok) }
             } else {
-                prefilter(self.rate, m, floor, &mut self.screen, &mut ok);
+                prefilter(self.rate, m, floor, &mut ok);
             }
             #[cfg(target_arch = "aarch64")]
-            prefilter(self.rate, m, floor, &mut self.screen, &mut ok);
+            prefilter(self.rate, m, floor, &mut ok);
             #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
             prefilter_lazy(self.rate, m, floor, &mut ok);
             // The first position not yet examined.
