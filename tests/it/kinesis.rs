@@ -571,6 +571,9 @@ fn a_full_disk_never_stops_the_daemon_and_the_spool_is_delivered() {
     );
     let warnings = err1.lines().filter(|l| l.contains("WARN")).count();
     assert!(warnings < 200, "{warnings} warnings\n{err1}");
+    // Every append on the full card drops records: said once a minute.
+    let full = err1.matches("spool full").count();
+    assert_eq!(full, 1, "{full} 'spool full' lines\n{err1}");
 
     // Something else takes every byte left.
     let mut junk = std::fs::File::create(fs.0.join("junk")).unwrap();
