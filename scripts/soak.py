@@ -1,5 +1,6 @@
 """The soak of scripts/soak: see that script's header. Loopback only."""
 
+import atexit
 import collections
 import json
 import os
@@ -45,6 +46,15 @@ for k in list(ENV):
         del ENV[k]
 T0 = time.monotonic()
 rng = random.Random(SEED)
+
+
+@atexit.register
+def _cleanup():
+    # A soak that dies halfway must not leave moto, the proxy or a daemon
+    # behind.
+    for p in children + [r.p for r in globals().get("runs", [])]:
+        if p.poll() is None:
+            p.kill()
 events = open(os.path.join(OUT, "events.log"), "w")
 children = []
 
