@@ -6,9 +6,9 @@
 //! unchanged. Pure: time comes in as Unix seconds.
 //!
 //! Bounded: at most [`MAX_AIRCRAFT`] entries (a new address past that
-//! evicts the stalest, see [`crate::track::make_room`]), and [`AircraftTable::sweep`], which the renderer
-//! calls once a second, removes entries unheard for [`FORGET_AFTER_S`], as
-//! dump1090 does.
+//! evicts the stalest, see [`crate::track::make_room`]), and
+//! [`AircraftTable::sweep`], which the renderer calls once a second,
+//! removes entries unheard for [`FORGET_AFTER_S`], as dump1090 does.
 
 use std::collections::HashMap;
 
