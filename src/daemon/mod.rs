@@ -4,7 +4,7 @@
 //! and validated by [`crate::config`].
 //!
 //! ```text
-//! radio::  sdr thread ──sync_channel(4)──▶ demod thread ─┐  try_send: full → drop, count
+//! radio::  sdr thread ──sync_channel(64)─▶ demod thread ─┐  try_send: full → drop, count
 //!          (sim, file, dongle, rtl_tcp)   (IqDecoder)    │
 //! source:: beast / sbs task (socket) ────────────────────┤
 //!                                                        ▼
@@ -62,8 +62,8 @@ pub use track::Input;
 
 /// Inputs queued between the sources and the track task. One input is a
 /// frame or a line from a network source, or every frame of one sample
-/// buffer from the radio (about 55 ms of signal, rarely more than a few
-/// hundred frames): 14 s of radio before the demodulator drops.
+/// buffer from the radio (about 14 ms of signal, rarely more than a few
+/// hundred frames): 3.5 s of radio before the demodulator drops.
 const FRAME_QUEUE: usize = 256;
 
 /// Why a run stopped with an error.

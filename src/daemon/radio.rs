@@ -19,8 +19,17 @@ use crate::decoder::{Decoded, IqDecoder, CHUNK_BYTES};
 use crate::demod::Rate;
 use crate::source::{IqInput, Samples, SamplesError};
 
-/// Sample buffers between the sdr and demod threads (~55 ms at 2.4 MS/s).
-const SAMPLE_BUFFERS: usize = 4;
+/// Sample buffers between the sdr and demod threads: 4 MiB, 0.87 s of
+/// cu8 at 2.4 MS/s. A Pi Zero has one core, shared by the demodulator, the
+/// TLS handshakes of the sink and journald; a stall longer than this queue
+/// loses air time, so it holds enough to ride out one (librtlsdr's
+/// asynchronous reader queues a similar 15 × 256 KiB by default).
+/// The memory is only taken while the demodulator is behind: a
+/// keeping-up demodulator cycles through the few [`SPARE_BUFFERS`].
+const SAMPLE_BUFFERS: usize = 64;
+/// Used buffers kept for the sdr thread to fill again; the rest of a
+/// drained backlog is freed.
+const SPARE_BUFFERS: usize = 6;
 /// How often a waiting thread looks at the token.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -91,7 +100,7 @@ pub(super) fn start(
         bytes: 0,
     });
     let (sample_tx, sample_rx) = std_mpsc::sync_channel(SAMPLE_BUFFERS);
-    let (recycle_tx, recycle_rx) = std_mpsc::sync_channel(SAMPLE_BUFFERS + 2);
+    let (recycle_tx, recycle_rx) = std_mpsc::sync_channel(SPARE_BUFFERS);
     let sdr = {
         let (token, tel) = (token.clone(), tel.clone());
         thread::Builder::new()

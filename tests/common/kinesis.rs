@@ -196,6 +196,15 @@ pub fn finished_field(stderr: &str, field: &str) -> u64 {
     log_field(stderr, "kinesis finished", field)
 }
 
+/// Whether a run paced like a radio lost input on this machine: it drops
+/// sample buffers or frames when it falls behind, and then the lines it
+/// made are not those `decode` prints (a lost CPR half leaves a position
+/// out, a lost frame an altitude), so only counts can be compared.
+pub fn input_dropped(stderr: &str) -> bool {
+    log_field(stderr, "finished frames=", "buffers_dropped") > 0
+        || log_field(stderr, "finished frames=", "frames_dropped") > 0
+}
+
 /// A number `field=N` from the last log line containing `marker`.
 pub fn log_field(stderr: &str, marker: &str, field: &str) -> u64 {
     let line = stderr

@@ -274,28 +274,20 @@ fn outage_toggled_mid_run_loses_nothing() {
         "the outage did not make the sender spill to the spool\n{}",
         o.err
     );
-    let d = &o.delivery;
-    assert_eq!(d.unexpected, 0, "{}", o.err);
     // The outage cuts requests before they are forwarded: nothing was
-    // stored behind the client's back, so nothing may arrive twice.
+    // stored behind the client's back, so nothing may arrive twice, and
+    // every line that entered the sink is in the stream.
     assert_eq!(o.proxy("unknown_outcome_records"), 0, "{}", o.proxy);
-    assert_eq!(d.duplicates, 0, "{}", o.err);
-    // Every line that entered the sink is in the stream.
-    assert_eq!(
-        (total(&o.got) - d.duplicates) as u64,
-        o.sender("lines_in"),
-        "{}",
-        o.err
-    );
+    assert_eq!(total(&o.got) as u64, o.sender("lines_in"), "{}", o.err);
     assert_eq!(o.sender("spool_records"), 0, "{}", o.err);
     // A real-time source drops sample buffers, like a radio, if this
-    // machine cannot keep up; when it did keep up, nothing decode prints
-    // is missing.
-    if log_field(&o.err, "finished frames=", "buffers_dropped") == 0
-        && log_field(&o.err, "finished frames=", "frames_dropped") == 0
-    {
-        o.assert_complete();
-    } else {
+    // machine cannot keep up; when it did keep up, the stream holds
+    // exactly what decode prints.
+    if input_dropped(&o.err) {
         eprintln!("  (the replay dropped input on this machine: compared with lines_in only)");
+    } else {
+        let d = &o.delivery;
+        assert_eq!(d.duplicates, 0, "{}", o.err);
+        o.assert_complete();
     }
 }

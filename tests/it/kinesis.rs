@@ -144,15 +144,12 @@ fn outage_mid_run_loses_nothing() {
         finished_field(&err, "lines_in"),
         "{err}"
     );
-    for (k, n) in &got {
-        assert!(want.get(k).is_some_and(|w| w >= n), "unexpected {k:?} x{n}");
-    }
     // A real-time source drops sample buffers, like a radio, if this
     // machine cannot keep up; when it did keep up, the stream holds
     // exactly what decode prints.
-    if log_field(&err, "finished frames=", "buffers_dropped") == 0
-        && log_field(&err, "finished frames=", "frames_dropped") == 0
-    {
+    if input_dropped(&err) {
+        eprintln!("  (the replay dropped input on this machine: compared with lines_in only)");
+    } else {
         assert_eq!(got, want);
     }
     assert!(finished_field(&err, "records_retried") > 0, "{err}");
@@ -225,10 +222,15 @@ fn sigterm_with_endpoint_down_then_restart_loses_nothing() {
     assert_eq!(records as u64, produced, "{err2}");
     assert_eq!(finished_field(&err2, "unknown_outcome"), 0, "{err2}");
     assert_eq!(finished_field(&err2, "spool_records"), 0, "{err2}");
-    // Every line delivered is one decode prints, no more often.
-    let want = decoded_lines(&file);
-    for (k, n) in &got {
-        assert!(want.get(k).is_some_and(|w| w >= n), "unexpected {k:?} x{n}");
+    // Every line delivered is one decode prints, no more often (unless
+    // the first run fell behind the replay and dropped input).
+    if input_dropped(&err1) {
+        eprintln!("  (the replay dropped input on this machine: compared with lines_in only)");
+    } else {
+        let want = decoded_lines(&file);
+        for (k, n) in &got {
+            assert!(want.get(k).is_some_and(|w| w >= n), "unexpected {k:?} x{n}");
+        }
     }
 }
 
