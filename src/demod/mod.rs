@@ -255,12 +255,19 @@ fn quietest_of_16(hi: &[i16; CHUNK_SPAN - 3]) -> [i16; CHUNK_SPAN - 18] {
 
 /// [`prefilter`] for CPUs without vector units (the Pi Zero and Pi 1's
 /// ARM1176, and 32-bit builds that cannot assume NEON): the same test,
-/// bit for bit, evaluated lazily. Most positions fail the first condition
-/// (the pulse sum over the floor), which costs two running window sums;
-/// only those that pass pay for the quiet sum and the gap check. The
-/// vector version computes every term at every position, which is cheap
-/// eight or sixteen lanes at a time and costs 150-300 instructions a
-/// sample one lane at a time.
+/// bit for bit, evaluated lazily and cheapest term first. The vector
+/// version computes every term at every position, which is cheap eight or
+/// sixteen lanes at a time and costs 150-300 instructions a sample one
+/// lane at a time.
+///
+/// Window sums come from one prefix sum of the chunk (two loads each).
+/// On a busy sky two positions in three fail the pulse floor there; of the
+/// rest, six in seven fail the quiet-mean ratio. The gap check on what is
+/// left does not build the running maxima and minima: a gap is a run of
+/// `run` consecutive samples below half the mean pulse sample, and every
+/// such run inside the checked stretch holds exactly one of the samples
+/// `run - 1`, `2 run - 1`, ... from its start, so those few are probed and
+/// only a quiet one is looked around.
 #[cfg_attr(
     any(target_arch = "x86_64", target_arch = "aarch64"),
     allow(
@@ -269,42 +276,112 @@ fn quietest_of_16(hi: &[i16; CHUNK_SPAN - 3]) -> [i16; CHUNK_SPAN - 18] {
     )
 )]
 #[inline(always)]
-fn prefilter_lazy(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
+fn prefilter_lazy(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK], sums: &mut PrefixSums) {
     let m: &[u16; CHUNK_SPAN] = m[..CHUNK_SPAN]
         .try_into()
         .expect("caller buffers CHUNK_SPAN samples");
-    let floor = (floor >> 4).min(u32::from(u16::MAX)) as u16;
-    let x = |j: usize| m[j] >> 4;
-    let sum = |from: usize, n: usize| (from..from + n).map(x).sum::<u16>();
-    // The least, over 16 runs from `from`, of the loudest sample of a
-    // gap-length run.
-    let quietest = |from: usize, run: usize| {
-        (from..from + 16)
-            .map(|j| (j..j + run).map(x).max().unwrap_or(0))
-            .min()
-            .unwrap_or(0)
-    };
-    // Pulse windows (see prefilter): `len` samples at i and i + `second`;
-    // quiet windows `q1` at i + `q1_at`, `q2` at i + `q2_at`; gaps of `run`
-    // samples from i + `data`, against p / `mean_div`.
-    let (len, second, q1_at, q1, q2_at, q2, data, run, mean_div) = match rate {
-        Rate::Msps2_0 => (4, 7, 4, 3, 11, 5, 16, 3, 8),
-        Rate::Msps2_4 => (5, 8, 5, 3, 13, 6, 20, 4, 10),
-    };
-    let (mut a, mut b) = (sum(0, len), sum(second, len));
-    for (i, ok) in ok.iter_mut().enumerate() {
-        let p = a + b;
-        *ok = u8::from(
-            p > floor
-                && p > rate.mean_ratio(sum(i + q1_at, q1) + sum(i + q2_at, q2))
-                && quietest(i + data, run) * mean_div >= p >> 1,
-        );
-        // Slide both windows one sample on; a window's oldest sample is
-        // part of its sum, so this never underflows.
-        a = a + x(i + len) - x(i);
-        b = b + x(i + second + len) - x(i + second);
+    // The window layout of `prefilter`, as constants so that every index
+    // below is checked at compile time, not per sample.
+    match rate {
+        Rate::Msps2_0 => lazy_screen::<4, 7, 4, 3, 11, 5, 16, 3, 8>(rate, m, floor, ok, sums),
+        Rate::Msps2_4 => lazy_screen::<5, 8, 5, 3, 13, 6, 20, 4, 10>(rate, m, floor, ok, sums),
     }
 }
+
+/// [`prefilter_lazy`] for one window layout: pulse windows `LEN` samples
+/// long at 0 and `SECOND`; quiet windows `Q1` at `Q1_AT` and `Q2` at
+/// `Q2_AT`; gaps of `RUN` samples looked for in the 16 runs from `DATA`,
+/// against the pulse sum over `MEAN_DIV` (a pulse sample's mean) halved.
+#[inline(always)]
+#[allow(clippy::too_many_arguments, reason = "const generics, not arguments")]
+fn lazy_screen<
+    const LEN: usize,
+    const SECOND: usize,
+    const Q1_AT: usize,
+    const Q1: usize,
+    const Q2_AT: usize,
+    const Q2: usize,
+    const DATA: usize,
+    const RUN: usize,
+    const MEAN_DIV: u32,
+>(
+    rate: Rate,
+    m: &[u16; CHUNK_SPAN],
+    floor: u32,
+    ok: &mut [u8; CHUNK],
+    c: &mut PrefixSums,
+) {
+    // The vector version compares in u16: the same floor, clamped alike.
+    let floor = (floor >> 4).min(u32::from(u16::MAX));
+    // c[j]: the sum of the screen's 12-bit samples before j. Sums of up to
+    // ten 12-bit samples are compared, as in u16 in the vector version,
+    // without overflow in either.
+    c[0] = 0;
+    let mut acc = 0u32;
+    for (cj, &mj) in c[1..].iter_mut().zip(m.iter()) {
+        acc += u32::from(mj >> 4);
+        *cj = acc;
+    }
+    let c = &*c;
+    let sum = |from: usize, n: usize| c[from + n] - c[from];
+    // The sums' tests first, in a loop of their own: with the gap check
+    // inside it, the ARM1176's 13 registers ran out and every position
+    // paid for spilled loop counters.
+    for (i, ok) in ok.iter_mut().enumerate() {
+        let p = sum(i, LEN) + sum(i + SECOND, LEN);
+        *ok = u8::from(
+            p > floor && {
+                let q = sum(i + Q1_AT, Q1) + sum(i + Q2_AT, Q2);
+                p > u32::from(rate.mean_ratio(q as u16))
+            },
+        );
+    }
+    // The stretch the gap check covers: 16 runs from DATA.
+    const { assert!(CHUNK - 1 + DATA + 15 + RUN <= CHUNK_SPAN) };
+    let x = |j: usize| u32::from(m[j] >> 4);
+    // Whether the data after position i holds a gap: a run of RUN samples
+    // quiet, i.e. below half the mean pulse sample (p / MEAN_DIV / 2),
+    // which the vector version tests as `lo * MEAN_DIV >= p >> 1`.
+    let gap_after = |i: usize| {
+        let half = (sum(i, LEN) + sum(i + SECOND, LEN)) >> 1;
+        let quiet = |j: usize| x(j) * MEAN_DIV < half;
+        let (lo, hi) = (i + DATA, i + DATA + 15 + RUN);
+        let mut k = lo + RUN - 1;
+        while k < hi {
+            if quiet(k) {
+                // The quiet stretch around the probe, far enough to decide.
+                let mut a = k;
+                while a > lo && k - a < RUN - 1 && quiet(a - 1) {
+                    a -= 1;
+                }
+                let mut b = k;
+                while b + 1 < hi && b + 1 - a < RUN && quiet(b + 1) {
+                    b += 1;
+                }
+                if b + 1 - a >= RUN {
+                    return true;
+                }
+            }
+            k += RUN;
+        }
+        false
+    };
+    // Eight flags at a time: most are 0.
+    for word_at in (0..CHUNK).step_by(8) {
+        let mut word = u64::from_le_bytes(ok[word_at..word_at + 8].try_into().expect("8 flags"));
+        while word != 0 {
+            let i = word_at + (word.trailing_zeros() / 8) as usize;
+            word &= word - 1;
+            if gap_after(i) {
+                ok[i] = 0;
+            }
+        }
+    }
+}
+
+/// [`prefilter_lazy`]'s scratch: a chunk's prefix sums, kept by the caller
+/// so that they are not zeroed for every chunk.
+type PrefixSums = [u32; CHUNK_SPAN + 1];
 
 /// Energy of one half-bit slot: its two samples, weighted by overlap.
 #[inline(always)]
@@ -550,6 +627,9 @@ impl Demodulator {
         }
         let end = (self.buf.len() - need).min(limit);
         let mut ok = [0u8; CHUNK];
+        let mut margins = [0u32; 112];
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let mut sums: PrefixSums = [0; CHUNK_SPAN + 1];
         while self.pos < end {
             let s0 = self.pos;
             let abs = self.base + s0 as u64;
@@ -569,7 +649,7 @@ impl Demodulator {
             #[cfg(target_arch = "aarch64")]
             prefilter(self.rate, m, floor, &mut ok);
             #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-            prefilter_lazy(self.rate, m, floor, &mut ok);
+            prefilter_lazy(self.rate, m, floor, &mut ok, &mut sums);
             // The first position not yet examined.
             let mut next = s0;
             for (k, word) in ok.chunks_exact(8).enumerate() {
@@ -592,7 +672,7 @@ impl Demodulator {
                         }
                     }
                     next = s + 1;
-                    if let Some(skip_to) = self.examine(s, out) {
+                    if let Some(skip_to) = self.examine(s, out, &mut margins) {
                         next = skip_to;
                     }
                 }
@@ -603,12 +683,17 @@ impl Demodulator {
 
     /// Try position `s` (and `s + 1`) and commit what is found. Returns
     /// where the scan resumes after an accepted reply.
-    fn examine(&mut self, s: usize, out: &mut Vec<Received>) -> Option<usize> {
-        let (mut frame, mut checked, margin) = self.try_position(s)?;
+    fn examine(
+        &mut self,
+        s: usize,
+        out: &mut Vec<Received>,
+        margins: &mut [u32; 112],
+    ) -> Option<usize> {
+        let (mut frame, mut checked, margin) = self.try_position(s, margins)?;
         // A repaired reading may decode cleanly from the next sample at an
         // earlier phase; keep whichever reads more clearly.
         if !matches!(checked.verdict, Verdict::Hold | Verdict::Clean) {
-            if let Some((f2, c2, m2)) = self.try_position(s + 1) {
+            if let Some((f2, c2, m2)) = self.try_position(s + 1, margins) {
                 if f2.bytes == frame.bytes
                     && (c2.verdict.rank(), m2) > (checked.verdict.rank(), margin)
                 {
@@ -643,7 +728,11 @@ impl Demodulator {
     /// Slice the phase hypotheses at buffer position `s`, best preamble
     /// first, and return the best accepted one. A clean decode ends the
     /// search: later hypotheses have weaker preambles and cannot rank higher.
-    fn try_position(&self, s: usize) -> Option<(Received, Checked, u32)> {
+    ///
+    /// `margins` is scratch, left from the previous call: each hypothesis
+    /// writes the bits it reads before they are read (zeroing 448 bytes
+    /// per call was 5 % of the ARM1176's instructions on a busy sky).
+    fn try_position(&self, s: usize, margins: &mut [u32; 112]) -> Option<(Received, Checked, u32)> {
         let m = &self.buf[s..s + self.span];
         let now = self.base + s as u64;
         // Preamble score per phase: pulse energy minus the scaled quiet
@@ -661,7 +750,6 @@ impl Demodulator {
         order.sort_unstable_by_key(|o| std::cmp::Reverse(o.0));
 
         let mut best: Option<(Received, Checked, u32)> = None;
-        let mut margins = [0u32; 112];
         // The true phase is almost always among the two best preambles; the
         // others only cost time on garbage. Except at 2.0 MS/s for a reply
         // half a sample off: every sample then straddles two half-bits, the
@@ -700,7 +788,7 @@ impl Demodulator {
                 None => kernel::slice_plain(m, plan, range, bytes, margins),
                 Some(_) => slice_bytes(m, plan, range, bytes, margins, feedback, &mut prev_one),
             };
-            slice(0..1, &mut bytes, &mut margins);
+            slice(0..1, &mut bytes, margins);
             let df = df_of(bytes[0]);
             // Only formats we can check are sliced on. A DF field damaged
             // into another format is not chased: it widened this filter from
@@ -718,7 +806,7 @@ impl Demodulator {
                 continue;
             }
             let bits = df_bits(df);
-            slice(1..bits / 8, &mut bytes, &mut margins);
+            slice(1..bits / 8, &mut bytes, margins);
             let len = bits / 8;
             let mut checked = self.acceptor.check(&mut bytes, len, now, &margins[..bits]);
             let unsure = checked.is_none_or(|c| c.verdict == Verdict::Hold);
@@ -728,13 +816,12 @@ impl Demodulator {
                 // phases and smeared pulses that defeat bit-by-bit slicing.
                 // A held reading counts as failed: an address/parity
                 // format with a wrong bit reads as an unknown address.
-                let (keep_bytes, keep_margins) = (bytes, margins);
-                let again =
-                    self.viterbi_reading(m, p, pulse, plan, bits, &mut bytes, &mut margins, now);
+                let (keep_bytes, keep_margins) = (bytes, *margins);
+                let again = self.viterbi_reading(m, p, pulse, plan, bits, &mut bytes, margins, now);
                 if again.is_some_and(|c| c.verdict != Verdict::Hold) || checked.is_none() {
                     checked = again;
                 } else {
-                    (bytes, margins) = (keep_bytes, keep_margins);
+                    (bytes, *margins) = (keep_bytes, keep_margins);
                 }
             }
             let Some(checked) = checked else {
