@@ -90,7 +90,11 @@ pub(super) fn bit_diffs(
     {
         sse2::bit_diffs(m, plan, bits, out);
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        neon::bit_diffs(m, plan, bits, out);
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         for b in bits {
             out[b] = scalar_bit_diff(m, plan, b);
@@ -128,14 +132,24 @@ pub(super) fn slice_plain(
     {
         sse2::slice_plain(m, plan, range, bytes, margins);
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        neon::slice_plain(m, plan, range, bytes, margins);
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         scalar_slice_plain(m, plan, range, bytes, margins);
     }
 }
 
 /// [`slice_plain`] without vector instructions.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg_attr(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    allow(
+        dead_code,
+        reason = "the reference the tests hold the vector kernels to"
+    )
+)]
 #[inline(always)]
 pub(super) fn scalar_slice_plain(
     m: &[u16],
@@ -162,14 +176,24 @@ pub(super) fn preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
     {
         sse2::preamble_score(m, plan)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        neon::preamble_score(m, plan)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         scalar_preamble_score(m, plan)
     }
 }
 
 /// [`preamble_score`] without vector instructions.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg_attr(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    allow(
+        dead_code,
+        reason = "the reference the tests hold the vector kernels to"
+    )
+)]
 #[inline(always)]
 pub(super) fn scalar_preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
     let s: i32 = (0..PREAMBLE_SAMPLES)
@@ -536,6 +560,126 @@ mod sse2 {
             let a = _mm_add_epi32(a, _mm_shuffle_epi32::<0b01_00_11_10>(a));
             let a = _mm_add_epi32(a, _mm_shuffle_epi32::<0b10_11_00_01>(a));
             2 * _mm_cvtsi128_si32(a)
+        }
+    }
+}
+
+/// The kernels in NEON, which every aarch64 CPU has (the Pi 3, 4 and 5 on
+/// a 64-bit OS): four bits per step. Bit `b`'s four samples, halved, times
+/// its four weights in one widening multiply; three pairwise adds sum the
+/// four bits' products at once.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::{
+        int32x4_t, vabsq_s32, vaddq_s32, vaddvq_s32, vaddvq_u32, vandq_u32, vcgtzq_s32,
+        vdupq_n_s32, vget_low_s16, vld1_s16, vld1_u16, vld1q_s16, vld1q_u16, vld1q_u32,
+        vmlal_high_s16, vmlal_s16, vmull_s16, vpaddq_s32, vreinterpret_s16_u16,
+        vreinterpretq_s16_u16, vreinterpretq_u32_s32, vshr_n_u16, vshrq_n_u16, vst1q_s32,
+        vst1q_u32,
+    };
+
+    use super::{BitPlan, PreamblePlan, BITS, PREAMBLE_SAMPLES};
+
+    /// Decisions of bits `b..b + 4`, halved and not yet doubled, in bit
+    /// order.
+    ///
+    /// # Safety
+    /// `plan.reach < m.len()` and `b + 3 < BITS`.
+    #[inline(always)]
+    unsafe fn quad(m: &[u16], plan: &BitPlan, b: usize) -> int32x4_t {
+        // SAFETY: o + 4 <= reach + 1 <= m.len() for every bit and b + 3 <
+        // BITS (the caller's promise): each load reads 8 bytes of `m` and
+        // of `plan.c` in bounds; NEON is part of every aarch64 CPU and
+        // these loads need no alignment.
+        unsafe {
+            let products = |b: usize| {
+                let o = usize::from(*plan.o.get_unchecked(b));
+                let v = vreinterpret_s16_u16(vshr_n_u16::<1>(vld1_u16(m.as_ptr().add(o))));
+                vmull_s16(v, vld1_s16(plan.c.as_ptr().add(b).cast()))
+            };
+            let (p0, p1) = (products(b), products(b + 1));
+            let (p2, p3) = (products(b + 2), products(b + 3));
+            vpaddq_s32(vpaddq_s32(p0, p1), vpaddq_s32(p2, p3))
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn slice_plain(
+        m: &[u16],
+        plan: &BitPlan,
+        range: std::ops::Range<usize>,
+        bytes: &mut [u8; 14],
+        margins: &mut [u32; BITS],
+    ) {
+        assert!(plan.reach < m.len(), "slice holds the frame's samples");
+        assert!(range.end <= 14, "at most 14 bytes");
+        // A decision's bit in the byte, first bit highest.
+        const PLACE: [u32; 4] = [8, 4, 2, 1];
+        for i in range {
+            let b = 8 * i;
+            // SAFETY: reach < m.len() (asserted) and b + 7 < BITS since
+            // i < 14; the margin stores write 16 bytes at b and b + 4,
+            // inside the 112 u32s; NEON is part of every aarch64 CPU.
+            unsafe {
+                let place = vld1q_u32(PLACE.as_ptr());
+                let mut byte = 0;
+                for half in 0..2 {
+                    let k = b + 4 * half;
+                    let d = quad(m, plan, k);
+                    let d = vaddq_s32(d, d);
+                    let ones = vandq_u32(vcgtzq_s32(d), place);
+                    byte |= vaddvq_u32(ones) << (4 - 4 * half);
+                    // |i32::MIN| is 2^31 as u32, as `unsigned_abs` has it.
+                    vst1q_u32(
+                        margins.as_mut_ptr().add(k),
+                        vreinterpretq_u32_s32(vabsq_s32(d)),
+                    );
+                }
+                bytes[i] = byte as u8;
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn bit_diffs(
+        m: &[u16],
+        plan: &BitPlan,
+        bits: std::ops::Range<usize>,
+        out: &mut [i32; BITS],
+    ) {
+        assert!(plan.reach < m.len(), "slice holds the frame's samples");
+        assert!(bits.end <= BITS, "at most BITS bits");
+        let mut b = bits.start;
+        while b + 4 <= bits.end {
+            // SAFETY: reach < m.len() (asserted) and b + 3 < BITS; the
+            // store writes out[b..b + 4]; NEON is part of every aarch64 CPU.
+            unsafe {
+                let d = quad(m, plan, b);
+                vst1q_s32(out.as_mut_ptr().add(b), vaddq_s32(d, d));
+            }
+            b += 4;
+        }
+        for (b, out) in out.iter_mut().enumerate().take(bits.end).skip(b) {
+            *out = super::scalar_bit_diff(m, plan, b);
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
+        let m: &[u16; PREAMBLE_SAMPLES] =
+            m[..PREAMBLE_SAMPLES].try_into().expect("preamble samples");
+        // SAFETY: each load reads 16 bytes at i < i + 8 <= PREAMBLE_SAMPLES
+        // of `m` and of `plan.c`; NEON is part of every aarch64 CPU and the
+        // loads need no alignment.
+        unsafe {
+            let mut acc = vdupq_n_s32(0);
+            for i in (0..PREAMBLE_SAMPLES).step_by(8) {
+                let v = vreinterpretq_s16_u16(vshrq_n_u16::<1>(vld1q_u16(m.as_ptr().add(i))));
+                let c = vld1q_s16(plan.c.as_ptr().add(i));
+                acc = vmlal_s16(acc, vget_low_s16(v), vget_low_s16(c));
+                acc = vmlal_high_s16(acc, v, c);
+            }
+            2 * vaddvq_s32(acc)
         }
     }
 }
