@@ -17,7 +17,10 @@
  * blocks instead (guest address, symbol, instructions): with the
  * binary's line tables (addr2line, after subtracting the load bias that
  * the symbol's address in `nm` gives) that finds the hot loop inside a
- * function that inlines many.
+ * function that inlines many. The counting is an inline add, which is
+ * exact for one guest thread; for a multi-threaded program (`run`) pass
+ * mt=on, which counts with an atomic add in a callback: slower, but no
+ * increment of one thread is lost to another's.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -41,12 +44,22 @@ extern void qemu_plugin_register_atexit_cb(qemu_plugin_id_t, udata_cb, void *);
 extern struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *, size_t);
 extern const char *qemu_plugin_insn_symbol(const struct qemu_plugin_insn *);
 extern uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *);
+typedef void (*vcpu_udata_cb)(unsigned int, void *);
+extern void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *, vcpu_udata_cb, int,
+                                                 void *);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
 static uint64_t total;
 static int by_symbol;
 static int by_block;
+static int threaded;
+
+static void on_exec_atomic(unsigned int vcpu, void *n)
+{
+    (void)vcpu;
+    __atomic_fetch_add(&total, (uint64_t)(uintptr_t)n, __ATOMIC_RELAXED);
+}
 
 /* Per-symbol counters: a small open-addressing table keyed by the
  * symbol's name pointer (qemu returns one string per symbol). */
@@ -99,7 +112,11 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     (void)id;
     size_t n = qemu_plugin_tb_n_insns(tb);
-    qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &total, n);
+    if (threaded)
+        /* 0: QEMU_PLUGIN_CB_NO_REGS. */
+        qemu_plugin_register_vcpu_tb_exec_cb(tb, on_exec_atomic, 0, (void *)(uintptr_t)n);
+    else
+        qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &total, n);
     if (by_symbol && n > 0) {
         const char *name = qemu_plugin_insn_symbol(qemu_plugin_tb_get_insn(tb, 0));
         qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
@@ -161,6 +178,8 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
             by_symbol = 1;
         else if (strcmp(argv[i], "tb=on") == 0)
             by_block = 1;
+        else if (strcmp(argv[i], "mt=on") == 0)
+            threaded = 1;
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
     qemu_plugin_register_atexit_cb(id, on_exit_cb, NULL);
     return 0;
