@@ -451,6 +451,12 @@ out.append("proxy: " + ", ".join("%s=%s" % (k, proxy_stats[k]) for k in (
     "records_failed", "records_forwarded", "unknown_outcome_records")))
 out.append("sender: requests with an unknown outcome (their records may be stored twice): %d"
            % unknown_requests)
+# SD-card wear: what each run wrote to the spool (16 bytes, a header, for
+# a run that could reach Kinesis throughout).
+out.append("spool bytes written per run (SD-card wear): " + ", ".join(
+    "%s: %d" % ("drain" if r is drain else "run %d" % r.n,
+                field(r.lines, "kinesis finished", "spool_written_bytes"))
+    for r in runs))
 out.append("lines found more than once (first 5; a few are made twice by the sky):")
 out.extend("  " + line for line in twice[:5])
 out.append("")
