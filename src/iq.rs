@@ -54,7 +54,10 @@ fn cu8_table() -> &'static Cu8Table {
         for (iq, m) in table.iter_mut().enumerate() {
             let i = (iq >> 8) as f64 - 127.5;
             let q = (iq & 0xFF) as f64 - 127.5;
-            *m = (i.hypot(q) / full * MAG_SCALE).round() as u16;
+            // Larger first, so that the table is symmetric whatever the
+            // libm: the converter reads a byte pair in either order.
+            let (a, b) = if i.abs() >= q.abs() { (i, q) } else { (q, i) };
+            *m = (a.hypot(b) / full * MAG_SCALE).round() as u16;
         }
         table
     })
@@ -115,28 +118,44 @@ impl MagnitudeConverter {
         match self.format {
             SampleFormat::Cu8 => {
                 let table = self.table.expect("built for cu8");
-                // Four samples per step from one 64-bit read, written
-                // straight into the spare capacity: this loop runs for every
-                // sample, and the table lookups are all it should cost.
+                // Written straight into the spare capacity: this loop runs
+                // for every sample, and the table lookups are all it
+                // should cost. The table is symmetric in I and Q, so a
+                // pair is looked up in whichever byte order the load gives.
                 let n = bytes.len() / 2;
                 out.reserve(n);
                 let spare = &mut out.spare_capacity_mut()[..n];
-                let (quads, rest) = spare.split_at_mut(n / 4 * 4);
-                for (m, p) in quads.chunks_exact_mut(4).zip(bytes.chunks_exact(8)) {
-                    let v = u64::from_be_bytes(p.try_into().expect("8 bytes"));
-                    m[0].write(table[usize::from((v >> 48) as u16)]);
-                    m[1].write(table[usize::from((v >> 32) as u16)]);
-                    m[2].write(table[usize::from((v >> 16) as u16)]);
-                    m[3].write(table[usize::from(v as u16)]);
+                let pair = |p: &[u8]| table[usize::from(u16::from_le_bytes([p[0], p[1]]))];
+                // SAFETY: every bit pattern is a valid u32.
+                let (head, words, tail) = unsafe { bytes.align_to::<u32>() };
+                if head.len() % 2 == 0 {
+                    // Two samples per aligned 32-bit load: targets that
+                    // cannot load unaligned words (ARMv6 as Rust builds it)
+                    // otherwise assemble every pair from byte loads, twice
+                    // the instructions of the lookups.
+                    let (first, rest) = spare.split_at_mut(head.len() / 2);
+                    let (middle, last) = rest.split_at_mut(2 * words.len());
+                    for (m, p) in first.iter_mut().zip(head.chunks_exact(2)) {
+                        m.write(pair(p));
+                    }
+                    for (m, &w) in middle.chunks_exact_mut(2).zip(words) {
+                        // Little-endian: the first pair in the low half.
+                        let w = u32::from_le(w);
+                        m[0].write(table[(w & 0xFFFF) as usize]);
+                        m[1].write(table[(w >> 16) as usize]);
+                    }
+                    for (m, p) in last.iter_mut().zip(tail.chunks_exact(2)) {
+                        m.write(pair(p));
+                    }
+                } else {
+                    // An odd start: every pair straddles two words.
+                    for (m, p) in spare.iter_mut().zip(bytes.chunks_exact(2)) {
+                        m.write(pair(p));
+                    }
                 }
-                for (m, p) in rest
-                    .iter_mut()
-                    .zip(bytes[quads.len() * 2..].chunks_exact(2))
-                {
-                    m.write(table[usize::from(u16::from_be_bytes([p[0], p[1]]))]);
-                }
-                // SAFETY: the loops above wrote all n spare elements (quads
-                // covers 4 * (n / 4) of them, rest the other n % 4).
+                // SAFETY: the loops above wrote all n spare elements: with
+                // an even head, head / 2 + 2 * words + tail / 2 = n (the
+                // byte count is even); else one per pair.
                 unsafe { out.set_len(out.len() + n) };
             }
             SampleFormat::Cs16 => {
@@ -163,6 +182,34 @@ mod tests {
         assert!(out[0] < 400, "{}", out[0]);
         assert_eq!(out[1], 65535);
         assert_eq!(out[2], 65535);
+    }
+
+    #[test]
+    fn the_cu8_table_is_symmetric_in_i_and_q() {
+        let t = cu8_table();
+        for i in 0..256 {
+            for q in 0..256 {
+                assert_eq!(t[i << 8 | q], t[q << 8 | i], "I {i} Q {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn cu8_at_every_alignment_is_the_table_pair_by_pair() {
+        // The word-at-a-time path runs on an even start, the pair path on
+        // an odd one; both must give each pair's own magnitude, in order.
+        let data: Vec<u8> = (0..1001u32).map(|k| (k * 97 % 251) as u8).collect();
+        let t = cu8_table();
+        for start in 0..6 {
+            let bytes = &data[start..];
+            let mut out = Vec::new();
+            MagnitudeConverter::new(SampleFormat::Cu8).convert(bytes, &mut out);
+            let want: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|p| t[usize::from(p[0]) << 8 | usize::from(p[1])])
+                .collect();
+            assert_eq!(out, want, "start {start}");
+        }
     }
 
     proptest::proptest! {
