@@ -43,6 +43,12 @@
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
 #![deny(missing_docs)]
+// The `arm-neon` feature's NEON flavour of the demodulator (see
+// Cargo.toml): nightly-only on 32-bit ARM.
+#![cfg_attr(
+    all(target_arch = "arm", feature = "arm-neon"),
+    feature(arm_target_feature, stdarch_arm_feature_detection, portable_simd)
+)]
 
 pub mod aircraft;
 #[cfg(feature = "aws")]

@@ -78,8 +78,14 @@ impl PreamblePlan {
 }
 
 /// `out[b]` for `b` in `bits` (an even range): bit `b`'s decision `a − z`.
+///
+/// `VECTOR`: the caller is compiled for the CPU's vector unit. It matters
+/// only on 32-bit ARM, where the NEON kernels run inside
+/// `Demodulator::scan_neon` and the scalar ones everywhere else, with no
+/// test per call on the Pi Zero's path. The same holds for
+/// [`slice_plain`] and [`preamble_score`].
 #[inline(always)]
-pub(super) fn bit_diffs(
+pub(super) fn bit_diffs<const VECTOR: bool>(
     m: &[u16],
     plan: &BitPlan,
     bits: std::ops::Range<usize>,
@@ -96,6 +102,11 @@ pub(super) fn bit_diffs(
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
+        #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+        if VECTOR && neon32::available() {
+            // SAFETY: the CPU has NEON (just checked).
+            return unsafe { neon32::bit_diffs(m, plan, bits, out) };
+        }
         assert!(plan.reach < m.len(), "slice holds the frame's samples");
         for (b, out) in out.iter_mut().enumerate().take(bits.end).skip(bits.start) {
             // SAFETY: reach < m.len() (asserted); b < BITS, `out`'s length.
@@ -147,7 +158,7 @@ unsafe fn bit_diff_unchecked(m: &[u16], plan: &BitPlan, b: usize) -> i32 {
 /// decision's size. Equal to [`bit_diffs`] followed by those two steps
 /// (held so by a unit test); on x86_64 four bits share each step.
 #[inline(always)]
-pub(super) fn slice_plain(
+pub(super) fn slice_plain<const VECTOR: bool>(
     m: &[u16],
     plan: &BitPlan,
     range: std::ops::Range<usize>,
@@ -164,6 +175,11 @@ pub(super) fn slice_plain(
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
+        #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+        if VECTOR && neon32::available() {
+            // SAFETY: the CPU has NEON (just checked).
+            return unsafe { neon32::slice_plain(m, plan, range, bytes, margins) };
+        }
         scalar_slice_plain(m, plan, range, bytes, margins);
     }
 }
@@ -200,7 +216,7 @@ pub(super) fn scalar_slice_plain(
 
 /// A phase hypothesis's preamble score (see [`PreamblePlan`]).
 #[inline(always)]
-pub(super) fn preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
+pub(super) fn preamble_score<const VECTOR: bool>(m: &[u16], plan: &PreamblePlan) -> i32 {
     #[cfg(target_arch = "x86_64")]
     {
         sse2::preamble_score(m, plan)
@@ -211,6 +227,11 @@ pub(super) fn preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
+        #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+        if VECTOR && neon32::available() {
+            // SAFETY: the CPU has NEON (just checked).
+            return unsafe { neon32::preamble_score(m, plan) };
+        }
         scalar_preamble_score(m, plan)
     }
 }
@@ -713,6 +734,149 @@ mod neon {
     }
 }
 
+#[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+pub(super) use neon32::available as neon_available;
+
+/// The NEON kernels for 32-bit ARM (the `arm-neon` feature), chosen at run
+/// time: the armhf build must also run on a Pi Zero, which has no NEON.
+/// Rust's NEON intrinsics exist on 32-bit ARM only for ARMv7 targets, so
+/// these are written with `std::simd`, which LLVM lowers to NEON inside
+/// `#[target_feature(enable = "neon")]` functions: four bits per step, as
+/// the aarch64 module does with intrinsics. Inlined into
+/// [`super::Demodulator::scan_neon`]; called from plain code they run as
+/// calls.
+#[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+mod neon32 {
+    use std::simd::prelude::*;
+    use std::simd::simd_swizzle;
+
+    use super::{BitPlan, PreamblePlan, BITS, PREAMBLE_SAMPLES};
+
+    /// The CPU has NEON (read once from the auxiliary vector's HWCAP by
+    /// std, then cached).
+    #[inline(always)]
+    pub(in crate::demod) fn available() -> bool {
+        std::arch::is_arm_feature_detected!("neon")
+    }
+
+    /// Decisions of bits `b..b + 4`, halved and not yet doubled, in bit
+    /// order: each bit's four samples against its four weights, two bits
+    /// to a 128-bit register.
+    ///
+    /// # Safety
+    /// `plan.reach < m.len()` and `b + 3 < BITS`.
+    #[inline(always)]
+    unsafe fn quad(m: &[u16], plan: &BitPlan, b: usize) -> i32x4 {
+        // SAFETY: o + 4 <= reach + 1 <= m.len() for every bit and b + 3 <
+        // BITS (the caller's promise): each sample load reads 8 bytes of
+        // `m`, each weight load 16 bytes of `plan.c`, in bounds; unaligned
+        // reads.
+        unsafe {
+            let load = |j: usize| {
+                let o = usize::from(*plan.o.get_unchecked(b + j));
+                let w = u16x4::from_array(m.as_ptr().add(o).cast::<[u16; 4]>().read_unaligned());
+                (w >> 1).cast::<i16>()
+            };
+            let weights = |j: usize| {
+                let c = plan.c.as_ptr().add(b + j).cast::<[i16; 8]>();
+                i16x8::from_array(c.read_unaligned()).cast::<i32>()
+            };
+            let w01: i16x8 = simd_swizzle!(load(0), load(1), [0, 1, 2, 3, 4, 5, 6, 7]);
+            let w23: i16x8 = simd_swizzle!(load(2), load(3), [0, 1, 2, 3, 4, 5, 6, 7]);
+            let p01 = w01.cast::<i32>() * weights(0);
+            let p23 = w23.cast::<i32>() * weights(2);
+            // Pairwise sums, twice: [b0, b0, b1, b1, b2, b2, b3, b3], then
+            // one per bit.
+            let (even, odd) = p01.deinterleave(p23);
+            let pairs = even + odd;
+            let first: i32x4 = simd_swizzle!(pairs, [0, 2, 4, 6]);
+            let second: i32x4 = simd_swizzle!(pairs, [1, 3, 5, 7]);
+            first + second
+        }
+    }
+
+    /// `REVERSED[k]`: the four bits of `k` in reverse order (lane 0, the
+    /// first bit, becomes the highest).
+    const REVERSED: [u8; 16] = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15];
+
+    /// [`super::slice_plain`] with NEON.
+    ///
+    /// # Safety
+    /// The CPU has NEON.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(super) unsafe fn slice_plain(
+        m: &[u16],
+        plan: &BitPlan,
+        range: std::ops::Range<usize>,
+        bytes: &mut [u8; 14],
+        margins: &mut [u32; BITS],
+    ) {
+        assert!(plan.reach < m.len(), "slice holds the frame's samples");
+        assert!(range.end <= 14, "at most 14 bytes");
+        for i in range {
+            let b = 8 * i;
+            let mut byte = 0;
+            for half in 0..2 {
+                let k = b + 4 * half;
+                // SAFETY: reach < m.len() and k + 3 <= 8 * 13 + 7 < BITS
+                // (both asserted).
+                let d = unsafe { quad(m, plan, k) };
+                let d = d + d;
+                let ones = d.simd_gt(i32x4::splat(0)).to_bitmask() as usize;
+                byte |= REVERSED[ones & 15] << (4 - 4 * half);
+                // |i32::MIN| is 2^31 as u32, as `unsigned_abs` has it.
+                margins[k..k + 4].copy_from_slice(d.abs().cast::<u32>().as_array());
+            }
+            bytes[i] = byte;
+        }
+    }
+
+    /// [`super::bit_diffs`] with NEON.
+    ///
+    /// # Safety
+    /// The CPU has NEON.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(super) unsafe fn bit_diffs(
+        m: &[u16],
+        plan: &BitPlan,
+        bits: std::ops::Range<usize>,
+        out: &mut [i32; BITS],
+    ) {
+        assert!(plan.reach < m.len(), "slice holds the frame's samples");
+        assert!(bits.end <= BITS, "at most BITS bits");
+        let mut b = bits.start;
+        while b + 4 <= bits.end {
+            // SAFETY: reach < m.len() (asserted) and b + 3 < BITS.
+            let d = unsafe { quad(m, plan, b) };
+            out[b..b + 4].copy_from_slice((d + d).as_array());
+            b += 4;
+        }
+        for (b, out) in out.iter_mut().enumerate().take(bits.end).skip(b) {
+            *out = super::scalar_bit_diff(m, plan, b);
+        }
+    }
+
+    /// [`super::preamble_score`] with NEON.
+    ///
+    /// # Safety
+    /// The CPU has NEON.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(super) unsafe fn preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
+        let m: &[u16; PREAMBLE_SAMPLES] =
+            m[..PREAMBLE_SAMPLES].try_into().expect("preamble samples");
+        let mut acc = i32x8::splat(0);
+        for i in (0..PREAMBLE_SAMPLES).step_by(8) {
+            let v = (u16x8::from_slice(&m[i..i + 8]) >> 1).cast::<i16>();
+            let c = i16x8::from_slice(&plan.c[i..i + 8]);
+            acc += v.cast::<i32>() * c.cast::<i32>();
+        }
+        2 * acc.reduce_sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,13 +962,13 @@ mod tests {
                 for seed in 0..20 {
                     let m = samples(d.span, seed);
                     let (mut bytes, mut margins) = ([0u8; 14], [0u32; BITS]);
-                    slice_plain(&m, &plan, 0..14, &mut bytes, &mut margins);
+                    slice_plain::<true>(&m, &plan, 0..14, &mut bytes, &mut margins);
                     let (mut want, mut want_margins) = ([0u8; 14], [0u32; BITS]);
                     scalar_slice_plain(&m, &plan, 0..14, &mut want, &mut want_margins);
                     assert_eq!(bytes, want, "{rate:?} {p} {seed}");
                     assert_eq!(margins, want_margins, "{rate:?} {p} {seed}");
                     let mut diffs = [0i32; BITS];
-                    bit_diffs(&m, &plan, 0..BITS, &mut diffs);
+                    bit_diffs::<true>(&m, &plan, 0..BITS, &mut diffs);
                     for (b, &x) in diffs.iter().enumerate() {
                         assert_eq!(
                             bytes[b / 8] >> (7 - b % 8) & 1 == 1,
@@ -815,12 +979,22 @@ mod tests {
                     }
                     // A sub-range leaves the other bytes alone.
                     let mut part = [0xa5u8; 14];
-                    slice_plain(&m, &plan, 3..5, &mut part, &mut margins);
+                    slice_plain::<true>(&m, &plan, 3..5, &mut part, &mut margins);
                     assert_eq!(part[3..5], want[3..5]);
                     assert!(part[..3].iter().chain(&part[5..]).all(|&x| x == 0xa5));
                 }
             }
         }
+    }
+
+    /// On 32-bit ARM the kernel tests reach the NEON kernels only on a
+    /// NEON CPU (scripts/test-cross runs them under qemu-arm -cpu
+    /// cortex-a7); elsewhere they would compare the scalar kernels with
+    /// themselves and pass for nothing.
+    #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+    #[test]
+    fn the_kernel_tests_run_the_neon_kernels() {
+        assert!(neon_available(), "run these tests on a CPU with NEON");
     }
 
     #[test]
@@ -833,7 +1007,7 @@ mod tests {
                 for seed in 0..20 {
                     let m = samples(d.span, seed);
                     let mut out = [0i32; BITS];
-                    bit_diffs(&m, &bits, 0..BITS, &mut out);
+                    bit_diffs::<true>(&m, &bits, 0..BITS, &mut out);
                     for (b, &got) in out.iter().enumerate() {
                         assert_eq!(got, scalar_bit_diff(&m, &bits, b), "{rate:?} {p} {b}");
                         // Halving loses at most one unit per weight.
@@ -847,7 +1021,7 @@ mod tests {
                         assert_eq!(got, e(16 + 2 * b) - e(17 + 2 * b), "{rate:?} {p} {b}");
                     }
                     assert_eq!(
-                        preamble_score(&m, &pre),
+                        preamble_score::<true>(&m, &pre),
                         scalar_preamble_score(&m, &pre),
                         "{rate:?} {p}"
                     );

@@ -173,60 +173,57 @@ const CHUNK_SPAN: usize = CHUNK + 40;
 /// This runs at every sample, so it works on 12-bit magnitudes (a sum of
 /// ten still fits 16 bits), builds window sums, maxima and minima from
 /// running ones, and uses fixed-size loops the compiler vectorizes. On
-/// 32-bit ARM, without vector units, it would cost about 300 instructions
-/// a sample (each `from_fn` temporary is built, then copied with memcpy):
-/// [`prefilter_lazy`] runs there instead.
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
-)]
+/// 32-bit ARM, without vector units, it would cost about 150 instructions
+/// a sample: [`prefilter_lazy`] runs there instead, unless the CPU has NEON (see
+/// [`Demodulator::scan_neon`]).
 #[inline(always)]
-fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
+fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK], w: &mut Windows) {
     let m: &[u16; CHUNK_SPAN] = m[..CHUNK_SPAN]
         .try_into()
         .expect("caller buffers CHUNK_SPAN samples");
     let floor = (floor >> 4).min(u32::from(u16::MAX)) as u16;
-    // Built with `from_fn`, not zeroed first.
-    let x: [u16; CHUNK_SPAN] = std::array::from_fn(|j| m[j] >> 4);
+    fill(&mut w.x, |j| m[j] >> 4);
     // w<n>[j]: the sum of x[j..j + n].
-    let w2: [u16; CHUNK_SPAN - 1] = std::array::from_fn(|j| x[j] + x[j + 1]);
-    let w3: [u16; CHUNK_SPAN - 2] = std::array::from_fn(|j| w2[j] + x[j + 2]);
+    fill(&mut w.w2, |j| w.x[j] + w.x[j + 1]);
+    fill(&mut w.w3, |j| w.w2[j] + w.x[j + 2]);
     // Maxima and minima in i16, which SSE2 has instructions for (12-bit
     // magnitudes fit). hi[j]: the loudest sample of the gap-length run
     // from j; lo[j]: the quietest of the 16 runs from j.
-    let xs: [i16; CHUNK_SPAN] = std::array::from_fn(|j| x[j] as i16);
-    let m2: [i16; CHUNK_SPAN - 1] = std::array::from_fn(|j| xs[j].max(xs[j + 1]));
+    fill(&mut w.xs, |j| w.x[j] as i16);
+    fill(&mut w.m2, |j| w.xs[j].max(w.xs[j + 1]));
     match rate {
         // Pulses at [φ,φ+1), [2+φ,3+φ), [7+φ,8+φ), [9+φ,10+φ) samples
         // for φ in [0,1): samples 0-3 and 7-10 hold them; 4-6 and 11-15
         // are quiet for every φ. Data from sample 16; gaps of 3 samples.
         Rate::Msps2_0 => {
-            let w4: [u16; CHUNK_SPAN - 4] = std::array::from_fn(|j| w2[j] + w2[j + 2]);
-            let w5: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w4[j] + x[j + 4]);
-            let hi: [i16; CHUNK_SPAN - 3] = std::array::from_fn(|j| m2[j].max(xs[j + 2]));
-            let lo = quietest_of_16(&hi);
-            for i in 0..CHUNK {
-                let p = w4[i] + w4[i + 7];
-                let q = w3[i + 4] + w5[i + 11];
+            // pulse: w4, quiet: w5.
+            fill(&mut w.pulse, |j| w.w2[j] + w.w2[j + 2]);
+            fill(&mut w.quiet, |j| w.pulse[j] + w.x[j + 4]);
+            fill(&mut w.hi, |j| w.m2[j].max(w.xs[j + 2]));
+            w.quietest_of_16();
+            for (i, ok) in ok.iter_mut().enumerate() {
+                let p = w.pulse[i] + w.pulse[i + 7];
+                let q = w.w3[i + 4] + w.quiet[i + 11];
                 // No run quieter than half the mean pulse sample (p / 16).
-                let no_gap = lo[i + 16] as u16 * 8 >= p >> 1;
-                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
+                let no_gap = w.lo[i + 16] as u16 * 8 >= p >> 1;
+                *ok = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
             }
         }
         // Pulses 1.2 samples long at 0, 2.4, 8.4, 10.8 (+φ): samples 0-4
         // and 8-12 hold them; 5-7 and 13-18 are quiet. Data from sample
         // 19.2 (+φ): runs from sample 20; gaps of 4 samples.
         Rate::Msps2_4 => {
-            let w5: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w3[j] + w2[j + 3]);
-            let w6: [u16; CHUNK_SPAN - 5] = std::array::from_fn(|j| w3[j] + w3[j + 3]);
-            let hi: [i16; CHUNK_SPAN - 3] = std::array::from_fn(|j| m2[j].max(m2[j + 2]));
-            let lo = quietest_of_16(&hi);
-            for i in 0..CHUNK {
-                let p = w5[i] + w5[i + 8];
-                let q = w3[i + 5] + w6[i + 13];
+            // pulse: w5 (one longer than needed), quiet: w6.
+            fill(&mut w.pulse, |j| w.w3[j] + w.w2[j + 3]);
+            fill(&mut w.quiet, |j| w.w3[j] + w.w3[j + 3]);
+            fill(&mut w.hi, |j| w.m2[j].max(w.m2[j + 2]));
+            w.quietest_of_16();
+            for (i, ok) in ok.iter_mut().enumerate() {
+                let p = w.pulse[i] + w.pulse[i + 8];
+                let q = w.w3[i + 5] + w.quiet[i + 13];
                 // No run quieter than half the mean pulse sample (p / 20).
-                let no_gap = lo[i + 20] as u16 * 10 >= p >> 1;
-                ok[i] = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
+                let no_gap = w.lo[i + 20] as u16 * 10 >= p >> 1;
+                *ok = u8::from((p > floor) & (p > rate.mean_ratio(q)) & no_gap);
             }
         }
     }
@@ -236,21 +233,65 @@ fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
 /// Only called where the CPU has AVX2 (see [`Demodulator::new`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn prefilter_avx2(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK]) {
-    prefilter(rate, m, floor, ok);
+fn prefilter_avx2(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK], w: &mut Windows) {
+    prefilter(rate, m, floor, ok, w);
 }
 
-/// `lo[j]`: the least of `hi[j..j + 16]`, by doubling windows.
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    allow(dead_code, reason = "prefilter_lazy runs there; tests use it")
-)]
+/// `out[j] = f(j)` for every `j`, written in place.
 #[inline(always)]
-fn quietest_of_16(hi: &[i16; CHUNK_SPAN - 3]) -> [i16; CHUNK_SPAN - 18] {
-    let lo2: [i16; CHUNK_SPAN - 4] = std::array::from_fn(|j| hi[j].min(hi[j + 1]));
-    let lo4: [i16; CHUNK_SPAN - 6] = std::array::from_fn(|j| lo2[j].min(lo2[j + 2]));
-    let lo8: [i16; CHUNK_SPAN - 10] = std::array::from_fn(|j| lo4[j].min(lo4[j + 4]));
-    std::array::from_fn(|j| lo8[j].min(lo8[j + 8]))
+fn fill<T, const N: usize>(out: &mut [T; N], f: impl Fn(usize) -> T) {
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = f(j);
+    }
+}
+
+/// [`prefilter`]'s window arrays, kept from chunk to chunk and overwritten
+/// in place. As `std::array::from_fn` locals they were built and then
+/// copied: 32-bit ARM called memcpy for each (a fifth of the NEON build's
+/// instructions).
+struct Windows {
+    x: [u16; CHUNK_SPAN],
+    w2: [u16; CHUNK_SPAN - 1],
+    w3: [u16; CHUNK_SPAN - 2],
+    xs: [i16; CHUNK_SPAN],
+    m2: [i16; CHUNK_SPAN - 1],
+    /// The pulse windows (w4 at 2.0 MS/s, w5 at 2.4).
+    pulse: [u16; CHUNK_SPAN - 5],
+    /// The second quiet window (w5 at 2.0 MS/s, w6 at 2.4).
+    quiet: [u16; CHUNK_SPAN - 5],
+    hi: [i16; CHUNK_SPAN - 3],
+    lo2: [i16; CHUNK_SPAN - 4],
+    lo4: [i16; CHUNK_SPAN - 6],
+    lo8: [i16; CHUNK_SPAN - 10],
+    lo: [i16; CHUNK_SPAN - 18],
+}
+
+impl Windows {
+    fn new() -> Self {
+        Self {
+            x: [0; CHUNK_SPAN],
+            w2: [0; CHUNK_SPAN - 1],
+            w3: [0; CHUNK_SPAN - 2],
+            xs: [0; CHUNK_SPAN],
+            m2: [0; CHUNK_SPAN - 1],
+            pulse: [0; CHUNK_SPAN - 5],
+            quiet: [0; CHUNK_SPAN - 5],
+            hi: [0; CHUNK_SPAN - 3],
+            lo2: [0; CHUNK_SPAN - 4],
+            lo4: [0; CHUNK_SPAN - 6],
+            lo8: [0; CHUNK_SPAN - 10],
+            lo: [0; CHUNK_SPAN - 18],
+        }
+    }
+
+    /// `lo[j]`: the least of `hi[j..j + 16]`, by doubling windows.
+    #[inline(always)]
+    fn quietest_of_16(&mut self) {
+        fill(&mut self.lo2, |j| self.hi[j].min(self.hi[j + 1]));
+        fill(&mut self.lo4, |j| self.lo2[j].min(self.lo2[j + 2]));
+        fill(&mut self.lo8, |j| self.lo4[j].min(self.lo4[j + 4]));
+        fill(&mut self.lo, |j| self.lo8[j].min(self.lo8[j + 8]));
+    }
 }
 
 /// [`prefilter`] for CPUs without vector units (the Pi Zero and Pi 1's
@@ -269,7 +310,7 @@ fn quietest_of_16(hi: &[i16; CHUNK_SPAN - 3]) -> [i16; CHUNK_SPAN - 18] {
 /// `run - 1`, `2 run - 1`, ... from its start, so those few are probed and
 /// only a quiet one is looked around.
 #[cfg_attr(
-    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_arch = "x86_64",
     allow(
         dead_code,
         reason = "used on other targets, and tested against prefilter everywhere"
@@ -420,7 +461,7 @@ fn feedback(rate: Rate, p: usize, pulse: u32) -> Option<u32> {
 /// bit's halves are compared against ∓threshold depending on the previous
 /// bit (see `try_position`).
 #[inline(always)]
-fn slice_bytes(
+fn slice_bytes<const VECTOR: bool>(
     m: &[u16],
     plan: &BitPlan,
     range: std::ops::Range<usize>,
@@ -430,7 +471,7 @@ fn slice_bytes(
     prev_one: &mut bool,
 ) {
     let mut diffs = [0i32; BITS];
-    bit_diffs(m, plan, range.start * 8..range.end * 8, &mut diffs);
+    bit_diffs::<VECTOR>(m, plan, range.start * 8..range.end * 8, &mut diffs);
     let q = feedback.map(|q| q as i32);
     for i in range {
         let mut b = 0u32;
@@ -508,6 +549,9 @@ pub struct Demodulator {
     /// The CPU has AVX2: [`prefilter_avx2`] may run.
     #[cfg(target_arch = "x86_64")]
     avx2: bool,
+    /// The CPU has NEON: [`Demodulator::scan_neon`] runs.
+    #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+    neon: bool,
     /// Samples of signal seen.
     pub samples_seen: u64,
 }
@@ -579,6 +623,8 @@ impl Demodulator {
             noise: NoiseFloor::new(),
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+            neon: std::arch::is_arm_feature_detected!("neon"),
             samples_seen: 0,
         }
     }
@@ -632,6 +678,29 @@ impl Demodulator {
     /// Examine positions up to `limit` (relative to `buf`), as far as the
     /// samples after them are buffered.
     fn scan(&mut self, out: &mut Vec<Received>, limit: usize) {
+        #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+        if self.neon {
+            // SAFETY: `neon` is set only where the CPU reports NEON.
+            return unsafe { self.scan_neon(out, limit) };
+        }
+        self.scan_with::<{ !cfg!(target_arch = "arm") }>(out, limit);
+    }
+
+    /// [`Demodulator::scan`] compiled for NEON on 32-bit ARM, where the
+    /// plain build cannot assume it (one armhf binary serves the Pi Zero
+    /// too): the vector screen instead of the lazy one, and whatever else
+    /// LLVM vectorizes in what it inlines. The same integer code as the
+    /// plain build, so the same frames.
+    #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+    #[target_feature(enable = "neon")]
+    fn scan_neon(&mut self, out: &mut Vec<Received>, limit: usize) {
+        self.scan_with::<true>(out, limit);
+    }
+
+    /// The scan, with the vector screen ([`prefilter`]) if `VECTOR` (a
+    /// target with vector units), else the lazy one ([`prefilter_lazy`]).
+    #[inline(always)]
+    fn scan_with<const VECTOR: bool>(&mut self, out: &mut Vec<Received>, limit: usize) {
         let need = self.span.max(CHUNK_SPAN);
         if self.buf.len() < need {
             return;
@@ -639,8 +708,9 @@ impl Demodulator {
         let end = (self.buf.len() - need).min(limit);
         let mut ok = [0u8; CHUNK];
         let mut margins = [0u32; 112];
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        #[cfg(not(target_arch = "x86_64"))]
         let mut sums: PrefixSums = [0; CHUNK_SPAN + 1];
+        let mut windows = Windows::new();
         while self.pos < end {
             let s0 = self.pos;
             let abs = self.base + s0 as u64;
@@ -653,14 +723,16 @@ impl Demodulator {
             #[cfg(target_arch = "x86_64")]
             if self.avx2 {
                 // SAFETY: `avx2` is set only where the CPU reports AVX2.
-                unsafe { prefilter_avx2(self.rate, m, floor, &mut ok) }
+                unsafe { prefilter_avx2(self.rate, m, floor, &mut ok, &mut windows) }
             } else {
-                prefilter(self.rate, m, floor, &mut ok);
+                prefilter(self.rate, m, floor, &mut ok, &mut windows);
             }
-            #[cfg(target_arch = "aarch64")]
-            prefilter(self.rate, m, floor, &mut ok);
-            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-            prefilter_lazy(self.rate, m, floor, &mut ok, &mut sums);
+            #[cfg(not(target_arch = "x86_64"))]
+            if VECTOR {
+                prefilter(self.rate, m, floor, &mut ok, &mut windows);
+            } else {
+                prefilter_lazy(self.rate, m, floor, &mut ok, &mut sums);
+            }
             // The first position not yet examined.
             let mut next = s0;
             for (k, word) in ok.chunks_exact(8).enumerate() {
@@ -683,7 +755,7 @@ impl Demodulator {
                         }
                     }
                     next = s + 1;
-                    if let Some(skip_to) = self.examine(s, out, &mut margins) {
+                    if let Some(skip_to) = self.examine::<VECTOR>(s, out, &mut margins) {
                         next = skip_to;
                     }
                 }
@@ -694,17 +766,18 @@ impl Demodulator {
 
     /// Try position `s` (and `s + 1`) and commit what is found. Returns
     /// where the scan resumes after an accepted reply.
-    fn examine(
+    #[inline(always)]
+    fn examine<const VECTOR: bool>(
         &mut self,
         s: usize,
         out: &mut Vec<Received>,
         margins: &mut [u32; 112],
     ) -> Option<usize> {
-        let (mut frame, mut checked, margin) = self.try_position(s, margins)?;
+        let (mut frame, mut checked, margin) = self.try_position::<VECTOR>(s, margins)?;
         // A repaired reading may decode cleanly from the next sample at an
         // earlier phase; keep whichever reads more clearly.
         if !matches!(checked.verdict, Verdict::Hold | Verdict::Clean) {
-            if let Some((f2, c2, m2)) = self.try_position(s + 1, margins) {
+            if let Some((f2, c2, m2)) = self.try_position::<VECTOR>(s + 1, margins) {
                 if f2.bytes == frame.bytes
                     && (c2.verdict.rank(), m2) > (checked.verdict.rank(), margin)
                 {
@@ -743,7 +816,40 @@ impl Demodulator {
     /// `margins` is scratch, left from the previous call: each hypothesis
     /// writes the bits it reads before they are read (zeroing 448 bytes
     /// per call was 5 % of the ARM1176's instructions on a busy sky).
-    fn try_position(&self, s: usize, margins: &mut [u32; 112]) -> Option<(Received, Checked, u32)> {
+    ///
+    /// `VECTOR` on 32-bit ARM: the slicing runs in a NEON function of its
+    /// own, where the NEON kernels inline (a call per kernel, each testing
+    /// for NEON, cost a twentieth of the NEON build's instructions).
+    fn try_position<const VECTOR: bool>(
+        &self,
+        s: usize,
+        margins: &mut [u32; 112],
+    ) -> Option<(Received, Checked, u32)> {
+        #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+        if VECTOR && kernel::neon_available() {
+            // SAFETY: the CPU has NEON (just checked).
+            return unsafe { self.try_position_neon(s, margins) };
+        }
+        self.try_position_with::<VECTOR>(s, margins)
+    }
+
+    /// [`Demodulator::try_position`] compiled for NEON (32-bit ARM).
+    #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+    #[target_feature(enable = "neon")]
+    fn try_position_neon(
+        &self,
+        s: usize,
+        margins: &mut [u32; 112],
+    ) -> Option<(Received, Checked, u32)> {
+        self.try_position_with::<true>(s, margins)
+    }
+
+    #[inline(always)]
+    fn try_position_with<const VECTOR: bool>(
+        &self,
+        s: usize,
+        margins: &mut [u32; 112],
+    ) -> Option<(Received, Checked, u32)> {
         let m = &self.buf[s..s + self.span];
         let now = self.base + s as u64;
         // Preamble score per phase: pulse energy minus the scaled quiet
@@ -751,7 +857,7 @@ impl Demodulator {
         let mut order: [(i32, usize); 5] = [(0, 0); 5];
         let mut n = 0;
         for (p, plan) in self.preamble_plans.iter().enumerate() {
-            let score = preamble_score(m, plan);
+            let score = preamble_score::<VECTOR>(m, plan);
             if score > 0 {
                 order[n] = (score, p);
                 n += 1;
@@ -796,8 +902,10 @@ impl Demodulator {
             let mut prev_one = true;
             // The first byte decides the format and so the length.
             let mut slice = |range, bytes: &mut [u8; 14], margins: &mut [u32; 112]| match feedback {
-                None => kernel::slice_plain(m, plan, range, bytes, margins),
-                Some(_) => slice_bytes(m, plan, range, bytes, margins, feedback, &mut prev_one),
+                None => kernel::slice_plain::<VECTOR>(m, plan, range, bytes, margins),
+                Some(_) => {
+                    slice_bytes::<VECTOR>(m, plan, range, bytes, margins, feedback, &mut prev_one)
+                }
             };
             slice(0..1, &mut bytes, margins);
             let df = df_of(bytes[0]);
@@ -828,7 +936,8 @@ impl Demodulator {
                 // A held reading counts as failed: an address/parity
                 // format with a wrong bit reads as an unknown address.
                 let (keep_bytes, keep_margins) = (bytes, *margins);
-                let again = self.viterbi_reading(m, p, pulse, plan, bits, &mut bytes, margins, now);
+                let again = self
+                    .viterbi_reading::<VECTOR>(m, p, pulse, plan, bits, &mut bytes, margins, now);
                 if again.is_some_and(|c| c.verdict != Verdict::Hold) || checked.is_none() {
                     checked = again;
                 } else {
@@ -872,7 +981,7 @@ impl Demodulator {
     /// the decision-feedback threshold set by the bit before on the chosen
     /// path, so repair still starts from the least certain bits.
     #[allow(clippy::too_many_arguments)]
-    fn viterbi_reading(
+    fn viterbi_reading<const VECTOR: bool>(
         &self,
         m: &[u16],
         p: usize,
@@ -889,7 +998,7 @@ impl Demodulator {
         kernel::viterbi_2m(m, &square, bits, bytes, &mut prev_one);
         let q = feedback(self.rate, p, pulse).map_or(0, |q| q as i32);
         let mut diffs = [0i32; BITS];
-        bit_diffs(m, plan, 0..bits, &mut diffs);
+        bit_diffs::<VECTOR>(m, plan, 0..bits, &mut diffs);
         let margins_for = |prev_one: &[bool; BITS], margins: &mut [u32; 112]| {
             for (bit, margin) in margins.iter_mut().enumerate().take(bits) {
                 let x = if prev_one[bit] {
@@ -944,7 +1053,7 @@ pub fn slice_at(rate: Rate, mag: &[u16], s: usize, phase: usize) -> Option<([u8;
     let quiet = QUIET_SLOTS.iter().map(|&k| slot_energy(m, &slots[k])).sum();
     // Sliced exactly as the demodulator slices, feedback included.
     let (mut bytes, mut margins, mut prev_one) = ([0u8; 14], [0u32; 112], true);
-    slice_bytes(
+    slice_bytes::<false>(
         m,
         &plan,
         0..14,

@@ -176,7 +176,7 @@ fn prefilter_passes_a_preamble_with_ppm_data_but_not_one_followed_by_a_gap() {
     let lead = 40;
     let m = ideal_2m(&f, lead, 20_000);
     let mut ok = [0u8; CHUNK];
-    prefilter(Rate::Msps2_0, &m, 0, &mut ok);
+    prefilter(Rate::Msps2_0, &m, 0, &mut ok, &mut Windows::new());
     assert_eq!(ok[lead], 1);
     // Silence 1.5 µs (three samples) of the first data byte: a real
     // reply never goes that long without a pulse.
@@ -184,7 +184,7 @@ fn prefilter_passes_a_preamble_with_ppm_data_but_not_one_followed_by_a_gap() {
     for x in &mut gap[lead + 16 + 4..lead + 16 + 7] {
         *x = 0;
     }
-    prefilter(Rate::Msps2_0, &gap, 0, &mut ok);
+    prefilter(Rate::Msps2_0, &gap, 0, &mut ok, &mut Windows::new());
     assert_eq!(ok[lead], 0);
     // The frame's own 1 µs gaps (bits "10", samples 17-18) are fine,
     // as the first assertion shows.
@@ -256,9 +256,10 @@ fn the_lazy_screen_passes_exactly_what_the_vector_screen_passes() {
         let (mut vector, mut lazy) = ([0u8; CHUNK], [0u8; CHUNK]);
         // Left over from the chunk before, as in the scan.
         let mut sums = [7u32; CHUNK_SPAN + 1];
+        let mut windows = Windows::new();
         for floor in [0u32, 3_000, 12_000, 40_000, 200_000] {
             for at in (0..m.len().saturating_sub(CHUNK_SPAN)).step_by(CHUNK - 3) {
-                prefilter(*rate, &m[at..], floor, &mut vector);
+                prefilter(*rate, &m[at..], floor, &mut vector, &mut windows);
                 prefilter_lazy(*rate, &m[at..], floor, &mut lazy, &mut sums);
                 assert_eq!(vector, lazy, "{name}, floor {floor}, sample {at}");
                 passed += vector.iter().filter(|&&o| o == 1).count();
