@@ -375,35 +375,46 @@ fn lazy_screen<
     // without overflow in either.
     c[0] = 0;
     let mut acc = 0u32;
-    for (cj, &mj) in c[1..].iter_mut().zip(m.iter()) {
-        acc += u32::from(mj >> 4);
-        *cj = acc;
+    // Two samples a step: one loop test per pair (a seventh of the loop).
+    for (cj, mj) in c[1..].chunks_exact_mut(2).zip(m.chunks_exact(2)) {
+        acc += u32::from(mj[0] >> 4);
+        cj[0] = acc;
+        acc += u32::from(mj[1] >> 4);
+        cj[1] = acc;
     }
     let c = &*c;
-    let sum = |from: usize, n: usize| c[from + n] - c[from];
     // The sums' tests first, in a loop of their own: with the gap check
     // inside it, the ARM1176's 13 registers ran out and every position
     // paid for spilled loop counters. Two positions at a time: windows
     // one sample longer hold both positions' pulse windows, so where their
     // sum is under the floor neither position passes (on a busy sky 64 %
     // of pairs; only 2 % of pairs pass that bound and fail both exact
-    // sums).
-    for (pair, ok) in ok.chunks_exact_mut(2).enumerate() {
+    // sums). Each pair reads its sums through one fixed-size window of
+    // `c`, so that every load is a constant offset from one pointer, and
+    // writes only the flags that pass (the rest were cleared at once).
+    const REACH: usize = 24;
+    const {
+        assert!(SECOND + LEN + 2 <= REACH);
+        assert!(Q1_AT + Q1 + 2 <= REACH && Q2_AT + Q2 + 2 <= REACH);
+        assert!(CHUNK - 2 + REACH <= CHUNK_SPAN + 1);
+    };
+    ok.fill(0);
+    for pair in 0..CHUNK / 2 {
         let i = 2 * pair;
-        if sum(i, LEN + 1) + sum(i + SECOND, LEN + 1) <= floor {
-            ok.fill(0);
+        let w: &[u32; REACH] = c[i..i + REACH].try_into().expect("REACH sums");
+        let sum = |from: usize, n: usize| w[from + n] - w[from];
+        if sum(0, LEN + 1) + sum(SECOND, LEN + 1) <= floor {
             continue;
         }
-        for (i, ok) in (i..i + 2).zip(ok) {
-            let p = sum(i, LEN) + sum(i + SECOND, LEN);
-            *ok = u8::from(
-                p > floor && {
-                    let q = sum(i + Q1_AT, Q1) + sum(i + Q2_AT, Q2);
-                    p > u32::from(rate.mean_ratio(q as u16))
-                },
-            );
+        for k in 0..2 {
+            let p = sum(k, LEN) + sum(k + SECOND, LEN);
+            if p > floor {
+                let q = sum(k + Q1_AT, Q1) + sum(k + Q2_AT, Q2);
+                ok[i + k] = u8::from(p > u32::from(rate.mean_ratio(q as u16)));
+            }
         }
     }
+    let sum = |from: usize, n: usize| c[from + n] - c[from];
     // The stretch the gap check covers: 16 runs from DATA.
     const { assert!(CHUNK - 1 + DATA + 15 + RUN <= CHUNK_SPAN) };
     let x = |j: usize| u32::from(m[j] >> 4);
