@@ -43,11 +43,17 @@
 //! Pure modules know nothing of tokio, AWS or sockets; I/O lives at the edges.
 
 #![deny(missing_docs)]
-// The `arm-neon` feature's NEON flavour of the demodulator (see
-// Cargo.toml): nightly-only on 32-bit ARM.
+// The `arm-neon` feature's NEON flavour of the demodulator and its SIMD32
+// scalar kernels (see Cargo.toml): nightly-only on 32-bit ARM.
 #![cfg_attr(
     all(target_arch = "arm", feature = "arm-neon"),
-    feature(arm_target_feature, stdarch_arm_feature_detection, portable_simd)
+    feature(
+        arm_target_feature,
+        stdarch_arm_feature_detection,
+        stdarch_arm_dsp,
+        stdarch_arm_neon_intrinsics,
+        portable_simd
+    )
 )]
 
 pub mod aircraft;

@@ -139,6 +139,26 @@ pub(super) fn scalar_bit_diff(m: &[u16], plan: &BitPlan, b: usize) -> i32 {
 /// `plan.reach < m.len()` and `b < BITS`.
 #[inline(always)]
 unsafe fn bit_diff_unchecked(m: &[u16], plan: &BitPlan, b: usize) -> i32 {
+    // SAFETY: the caller's promise, passed on.
+    #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+    let d = unsafe { simd32::bit_diff(m, plan, b) };
+    // SAFETY: as above.
+    #[cfg(not(all(target_arch = "arm", feature = "arm-neon")))]
+    let d = unsafe { plain_bit_diff(m, plan, b) };
+    d
+}
+
+/// [`bit_diff_unchecked`] one sample at a time: `Σ c[k]·(m[o + k] >> 1)`,
+/// doubled.
+///
+/// # Safety
+/// `plan.reach < m.len()` and `b < BITS`.
+#[cfg_attr(
+    all(target_arch = "arm", feature = "arm-neon"),
+    allow(dead_code, reason = "the SIMD32 kernel's reference")
+)]
+#[inline(always)]
+unsafe fn plain_bit_diff(m: &[u16], plan: &BitPlan, b: usize) -> i32 {
     // SAFETY: o + 3 <= reach < m.len() for every bit, b < BITS (the
     // caller's promise).
     let (o, c) = unsafe {
@@ -246,6 +266,20 @@ pub(super) fn preamble_score<const VECTOR: bool>(m: &[u16], plan: &PreamblePlan)
 )]
 #[inline(always)]
 pub(super) fn scalar_preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
+    #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+    let score = simd32::preamble_score(m, plan);
+    #[cfg(not(all(target_arch = "arm", feature = "arm-neon")))]
+    let score = plain_preamble_score(m, plan);
+    score
+}
+
+/// [`scalar_preamble_score`] one sample at a time.
+#[cfg_attr(
+    all(target_arch = "arm", feature = "arm-neon"),
+    allow(dead_code, reason = "the SIMD32 kernel's reference")
+)]
+#[inline(always)]
+fn plain_preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
     let s: i32 = (0..PREAMBLE_SAMPLES)
         .map(|i| i32::from(plan.c[i]) * i32::from(m[i] >> 1))
         .sum();
@@ -734,6 +768,82 @@ mod neon {
     }
 }
 
+/// The scalar kernels on 32-bit ARM (the `arm-neon` feature, which needs
+/// nightly for these intrinsics too) with ARMv6's SIMD32 instructions,
+/// which every Raspberry Pi has, the Pi Zero's ARM1176 included: SMUAD and
+/// SMLAD multiply the two 16-bit halves of one register by those of
+/// another and add both products, so a bit's four samples cost two
+/// multiplies and two word loads instead of four of each (plus four
+/// shifts). The same sums as the plain code, bit for bit.
+#[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+mod simd32 {
+    use core::arch::arm::{__smlad, __smuad};
+
+    use super::{BitPlan, PreamblePlan, PREAMBLE_SAMPLES};
+
+    /// The two `u16` at `p` as one word, the first in the low half. A
+    /// plain LDR: ARMv6 and later load unaligned words in hardware (Linux
+    /// sets SCTLR.U; where it did not, the kernel's alignment fixup would
+    /// still load them), but Rust's ARMv6 target is `+strict-align`, so
+    /// LLVM would assemble the word from two halfword loads.
+    ///
+    /// # Safety
+    /// `p` and `p + 1` are readable.
+    #[inline(always)]
+    unsafe fn word(p: *const u16) -> u32 {
+        let w: u32;
+        // SAFETY: reads the four bytes at `p` (the caller's promise).
+        unsafe {
+            core::arch::asm!(
+                "ldr {w}, [{p}]",
+                w = out(reg) w,
+                p = in(reg) p,
+                options(pure, readonly, nostack, preserves_flags)
+            );
+        }
+        w
+    }
+
+    /// Both halves of a sample word halved, as the vector kernels' 16-bit
+    /// lanes hold them: signed 16-bit operands for SMUAD.
+    #[inline(always)]
+    fn halved(w: u32) -> i32 {
+        ((w >> 1) & 0x7fff_7fff) as i32
+    }
+
+    /// Bit `b`'s decision (see `super::bit_diff_unchecked`).
+    ///
+    /// # Safety
+    /// `plan.reach < m.len()` and `b < BITS`.
+    #[inline(always)]
+    pub(super) unsafe fn bit_diff(m: &[u16], plan: &BitPlan, b: usize) -> i32 {
+        // SAFETY: o + 3 <= reach < m.len() for every bit and b < BITS (the
+        // caller's promise): samples o..o + 4 and the bit's four weights
+        // are in bounds.
+        unsafe {
+            let o = usize::from(*plan.o.get_unchecked(b));
+            let sp = m.as_ptr().add(o);
+            let cp = plan.c.as_ptr().add(b).cast::<u16>();
+            let lo = __smuad(halved(word(sp)), word(cp) as i32);
+            2 * __smlad(halved(word(sp.add(2))), word(cp.add(2)) as i32, lo)
+        }
+    }
+
+    /// A phase hypothesis's preamble score (see `super::preamble_score`).
+    #[inline(always)]
+    pub(super) fn preamble_score(m: &[u16], plan: &PreamblePlan) -> i32 {
+        assert!(m.len() >= PREAMBLE_SAMPLES, "slice holds the preamble");
+        let (sp, cp) = (m.as_ptr(), plan.c.as_ptr().cast::<u16>());
+        let mut s = 0;
+        for k in (0..PREAMBLE_SAMPLES).step_by(2) {
+            // SAFETY: k + 1 < PREAMBLE_SAMPLES <= m.len() (asserted), and
+            // the plan holds PREAMBLE_SAMPLES weights.
+            s = unsafe { __smlad(halved(word(sp.add(k))), word(cp.add(k)) as i32, s) };
+        }
+        2 * s
+    }
+}
+
 #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
 pub(super) use neon32::available as neon_available;
 
@@ -995,6 +1105,36 @@ mod tests {
     #[test]
     fn the_kernel_tests_run_the_neon_kernels() {
         assert!(neon_available(), "run these tests on a CPU with NEON");
+    }
+
+    /// The SIMD32 kernels (32-bit ARM) against the sums one sample at a
+    /// time, on samples over the whole 16-bit range and at every
+    /// alignment of a slice into the buffer.
+    #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
+    #[test]
+    fn the_simd32_kernels_equal_the_plain_sums() {
+        for rate in [Rate::Msps2_0, Rate::Msps2_4] {
+            let d = Demodulator::new(rate, 0);
+            for slots in &d.phases {
+                let (bits, pre) = (BitPlan::new(slots), PreamblePlan::new(slots, 20));
+                for seed in 0..10 {
+                    let buf = samples(d.span + 1, seed);
+                    for m in [&buf[..d.span], &buf[1..]] {
+                        for b in 0..BITS {
+                            // SAFETY: reach < span <= m.len(), b < BITS.
+                            let (got, want) = unsafe {
+                                (simd32::bit_diff(m, &bits, b), plain_bit_diff(m, &bits, b))
+                            };
+                            assert_eq!(got, want, "{rate:?} {seed} {b}");
+                        }
+                        assert_eq!(
+                            simd32::preamble_score(m, &pre),
+                            plain_preamble_score(m, &pre)
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
