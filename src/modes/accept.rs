@@ -526,21 +526,23 @@ impl Acceptor {
     /// Emit the held frames that `which` picks (and that are recent enough).
     fn release(&mut self, which: impl Fn(&Held) -> bool, now: u64, out: &mut Vec<Received>) {
         let window = self.samples(HOLD_SECONDS);
-        let mut kept = VecDeque::with_capacity(self.held.len());
-        for h in self.held.drain(..) {
-            if which(&h) && now.saturating_sub(h.frame.sample) <= window {
+        let stats = &mut self.stats;
+        // In place: rebuilding the queue copied every held frame for each
+        // newly confirmed aircraft, a million copies (5 % of the ARM1176's
+        // instructions) in 30 s of a busy sky. Held frames keep their order.
+        self.held.retain(|h| {
+            let release = which(h) && now.saturating_sub(h.frame.sample) <= window;
+            if release {
                 let df = df_of(h.frame.bytes[0]);
-                self.stats.accepted_by_df[usize::from(df)] += 1;
-                self.stats.released += 1;
+                stats.accepted_by_df[usize::from(df)] += 1;
+                stats.released += 1;
                 out.push(Received {
                     late: true,
                     ..h.frame
                 });
-            } else {
-                kept.push_back(h);
             }
-        }
-        self.held = kept;
+            !release
+        });
     }
 
     /// Drop held frames and confirmations that have timed out. Cheap enough
