@@ -881,17 +881,14 @@ impl Demodulator {
         let now = self.base + s as u64;
         // Preamble score per phase: pulse energy minus the scaled quiet
         // energy; hypotheses failing the ratio test are dropped.
-        let mut order: [(i32, usize); 5] = [(0, 0); 5];
-        let mut n = 0;
-        for (p, plan) in self.preamble_plans.iter().enumerate() {
-            let score = preamble_score::<VECTOR>(m, plan);
-            if score > 0 {
-                order[n] = (score, p);
-                n += 1;
-            }
+        // Scores only, 20 bytes: the (score, phase) pairs sorted before
+        // were zeroed with a memset call on ARMv6, and sorting five of them
+        // cost more than picking the best twice.
+        let mut scores = [0i32; 5];
+        for (x, plan) in scores.iter_mut().zip(&self.preamble_plans) {
+            *x = preamble_score::<VECTOR>(m, plan);
         }
-        let order = &mut order[..n];
-        order.sort_unstable_by_key(|o| std::cmp::Reverse(o.0));
+        let top = scores.iter().copied().max().unwrap_or(0);
 
         let mut best: Option<(Received, Checked, u32)> = None;
         // The true phase is almost always among the two best preambles; the
@@ -905,12 +902,22 @@ impl Demodulator {
         // at 1.25 times the CPU).
         let sliced = match self.rate {
             Rate::Msps2_0 => {
-                let top = order.first().map_or(0, |o| o.0);
-                MAX_PHASES_SLICED.max(order.iter().filter(|o| o.0 >= top / 2).count())
+                MAX_PHASES_SLICED.max(scores.iter().filter(|&&x| x > 0 && x >= top / 2).count())
             }
             Rate::Msps2_4 => MAX_PHASES_SLICED,
         };
-        for &(_, p) in order.iter().take(sliced) {
+        for _ in 0..sliced {
+            // The best phase not yet sliced, the lowest on a tie.
+            let (p, score) =
+                scores.iter().enumerate().fold(
+                    (0, 0),
+                    |(bp, bx), (p, &x)| if x > bx { (p, x) } else { (bp, bx) },
+                );
+            // A score of 0 or less fails the preamble ratio.
+            if score <= 0 {
+                break;
+            }
+            scores[p] = 0;
             let pulse: u32 = PULSE_SLOTS
                 .iter()
                 .map(|&k| slot_energy(m, &self.phases[p][k]))
