@@ -781,27 +781,31 @@ mod simd32 {
 
     use super::{BitPlan, PreamblePlan, PREAMBLE_SAMPLES};
 
-    /// The two `u16` at `p` as one word, the first in the low half. A
-    /// plain LDR: ARMv6 and later load unaligned words in hardware (Linux
-    /// sets SCTLR.U; where it did not, the kernel's alignment fixup would
-    /// still load them), but Rust's ARMv6 target is `+strict-align`, so
-    /// LLVM would assemble the word from two halfword loads.
+    /// The four `u16` at `p` as two words, the first of each pair in the
+    /// low half. Plain LDRs: ARMv6 and later load unaligned words in
+    /// hardware (Linux sets SCTLR.U; where it did not, the kernel's
+    /// alignment fixup would still load them), but Rust's ARMv6 target is
+    /// `+strict-align`, so LLVM would assemble each word from two halfword
+    /// loads. One asm block for both, so that the second load takes an
+    /// offset instead of an add.
     ///
     /// # Safety
-    /// `p` and `p + 1` are readable.
+    /// `p..p + 4` are readable.
     #[inline(always)]
-    unsafe fn word(p: *const u16) -> u32 {
-        let w: u32;
-        // SAFETY: reads the four bytes at `p` (the caller's promise).
+    unsafe fn words(p: *const u16) -> (u32, u32) {
+        let (a, b): (u32, u32);
+        // SAFETY: reads the eight bytes at `p` (the caller's promise).
         unsafe {
             core::arch::asm!(
-                "ldr {w}, [{p}]",
-                w = out(reg) w,
+                "ldr {a}, [{p}]",
+                "ldr {b}, [{p}, #4]",
+                a = out(reg) a,
+                b = out(reg) b,
                 p = in(reg) p,
                 options(pure, readonly, nostack, preserves_flags)
             );
         }
-        w
+        (a, b)
     }
 
     /// Both halves of a sample word halved, as the vector kernels' 16-bit
@@ -822,10 +826,10 @@ mod simd32 {
         // are in bounds.
         unsafe {
             let o = usize::from(*plan.o.get_unchecked(b));
-            let sp = m.as_ptr().add(o);
-            let cp = plan.c.as_ptr().add(b).cast::<u16>();
-            let lo = __smuad(halved(word(sp)), word(cp) as i32);
-            2 * __smlad(halved(word(sp.add(2))), word(cp.add(2)) as i32, lo)
+            let (s01, s23) = words(m.as_ptr().add(o));
+            let (c01, c23) = words(plan.c.as_ptr().add(b).cast::<u16>());
+            let lo = __smuad(halved(s01), c01 as i32);
+            2 * __smlad(halved(s23), c23 as i32, lo)
         }
     }
 
@@ -835,10 +839,14 @@ mod simd32 {
         assert!(m.len() >= PREAMBLE_SAMPLES, "slice holds the preamble");
         let (sp, cp) = (m.as_ptr(), plan.c.as_ptr().cast::<u16>());
         let mut s = 0;
-        for k in (0..PREAMBLE_SAMPLES).step_by(2) {
-            // SAFETY: k + 1 < PREAMBLE_SAMPLES <= m.len() (asserted), and
-            // the plan holds PREAMBLE_SAMPLES weights.
-            s = unsafe { __smlad(halved(word(sp.add(k))), word(cp.add(k)) as i32, s) };
+        const { assert!(PREAMBLE_SAMPLES.is_multiple_of(4)) };
+        for k in (0..PREAMBLE_SAMPLES).step_by(4) {
+            // SAFETY: k + 3 < PREAMBLE_SAMPLES <= m.len() (asserted), and
+            // the plan holds PREAMBLE_SAMPLES weights; SMLAD is in ARMv6.
+            s = unsafe {
+                let ((s01, s23), (c01, c23)) = (words(sp.add(k)), words(cp.add(k)));
+                __smlad(halved(s23), c23 as i32, __smlad(halved(s01), c01 as i32, s))
+            };
         }
         2 * s
     }
