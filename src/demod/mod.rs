@@ -200,6 +200,15 @@ fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK], w: &mut Wi
             };
         };
     }
+    // $lo[j]: the least of $hi[j..j + 16], by doubling windows.
+    macro_rules! quietest_of_16 {
+        ($hi:ident => $lo:ident) => {
+            window!(lo2, |j| $hi[j].min($hi[j + 1]));
+            window!(lo4, |j| lo2[j].min(lo2[j + 2]));
+            window!(lo8, |j| lo4[j].min(lo4[j + 4]));
+            window!($lo, |j| lo8[j].min(lo8[j + 8]));
+        };
+    }
     window!(x, |j| m[j] >> 4);
     // w<n>[j]: the sum of x[j..j + n].
     window!(w2, |j| x[j] + x[j + 1]);
@@ -218,11 +227,7 @@ fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK], w: &mut Wi
             window!(pulse, |j| w2[j] + w2[j + 2]);
             window!(quiet, |j| pulse[j] + x[j + 4]);
             window!(hi, |j| m2[j].max(xs[j + 2]));
-            // lo[j]: the least of hi[j..j + 16], by doubling windows.
-            window!(lo2, |j| hi[j].min(hi[j + 1]));
-            window!(lo4, |j| lo2[j].min(lo2[j + 2]));
-            window!(lo8, |j| lo4[j].min(lo4[j + 4]));
-            window!(lo, |j| lo8[j].min(lo8[j + 8]));
+            quietest_of_16!(hi => lo);
             for (i, ok) in ok.iter_mut().enumerate() {
                 let p = pulse[i] + pulse[i + 7];
                 let q = w3[i + 4] + quiet[i + 11];
@@ -239,10 +244,7 @@ fn prefilter(rate: Rate, m: &[u16], floor: u32, ok: &mut [u8; CHUNK], w: &mut Wi
             window!(pulse, |j| w3[j] + w2[j + 3]);
             window!(quiet, |j| w3[j] + w3[j + 3]);
             window!(hi, |j| m2[j].max(m2[j + 2]));
-            window!(lo2, |j| hi[j].min(hi[j + 1]));
-            window!(lo4, |j| lo2[j].min(lo2[j + 2]));
-            window!(lo8, |j| lo4[j].min(lo4[j + 4]));
-            window!(lo, |j| lo8[j].min(lo8[j + 8]));
+            quietest_of_16!(hi => lo);
             for (i, ok) in ok.iter_mut().enumerate() {
                 let p = pulse[i] + pulse[i + 8];
                 let q = w3[i + 5] + quiet[i + 13];
