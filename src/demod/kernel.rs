@@ -1116,8 +1116,8 @@ mod tests {
     }
 
     /// The SIMD32 kernels (32-bit ARM) against the sums one sample at a
-    /// time, on samples over the whole 16-bit range and at every
-    /// alignment of a slice into the buffer.
+    /// time, on samples over the whole 16-bit range, with the slice
+    /// starting at both word alignments of its buffer.
     #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
     #[test]
     fn the_simd32_kernels_equal_the_plain_sums() {
