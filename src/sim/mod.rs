@@ -39,6 +39,7 @@
 //! bandwidth. In Cs16 output everything is scaled by [`CS16_PER_LSB`].
 
 pub mod encode;
+pub mod recall;
 mod rng;
 pub mod signal;
 mod traffic;

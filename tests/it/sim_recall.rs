@@ -5,70 +5,12 @@
 //!
 //! `cargo test --release --test sim_recall -- --nocapture` prints the curve.
 
-use std::collections::HashMap;
+use adsb_kinesis::sim::recall::{score, Score};
+use adsb_kinesis::sim::SimConfig;
 
-use adsb_kinesis::decoder::IqDecoder;
-use adsb_kinesis::demod::Rate;
-use adsb_kinesis::iq::SampleFormat;
-use adsb_kinesis::sim::{SimConfig, Simulator, TruthFrame};
-
-#[derive(Debug, Default)]
-struct Score {
-    sent: usize,
-    found: usize,
-    clear_sent: usize,
-    clear_found: usize,
-    false_frames: usize,
-}
-
-impl Score {
-    fn recall(&self) -> f64 {
-        self.found as f64 / self.sent.max(1) as f64
-    }
-    fn clear_recall(&self) -> f64 {
-        self.clear_found as f64 / self.clear_sent.max(1) as f64
-    }
-}
-
-/// Simulate and decode; a frame counts as found when the same bytes come
-/// out within 4 samples of the truth's start. "Clear" frames are those the
-/// simulator did not overlap with another reply.
+/// Simulate and decode (one bit repaired, as `decode` does by default).
 fn run(cfg: SimConfig) -> Score {
-    let rate = Rate::from_hz(cfg.sample_rate).unwrap();
-    let mut sim = Simulator::new(cfg);
-    let mut dec = IqDecoder::new(SampleFormat::Cu8, rate, 1);
-    let (mut buf, mut truth, mut out) = (vec![0u8; 1 << 16], Vec::<TruthFrame>::new(), Vec::new());
-    let mut all_truth = Vec::new();
-    loop {
-        let n = sim.fill(&mut buf, &mut truth);
-        all_truth.append(&mut truth);
-        if n == 0 {
-            break;
-        }
-        dec.push(&buf[..n], &mut out);
-    }
-    dec.finish(&mut out);
-    let mut got: HashMap<Vec<u8>, Vec<(u64, bool)>> = HashMap::new();
-    for r in &out {
-        got.entry(r.frame.bytes().to_vec())
-            .or_default()
-            .push((r.sample, false));
-    }
-    let mut s = Score::default();
-    for t in &all_truth {
-        s.sent += 1;
-        s.clear_sent += usize::from(!t.overlapped);
-        if let Some(slot) = got.get_mut(&t.bytes).and_then(|v| {
-            v.iter_mut()
-                .find(|(at, used)| !used && at.abs_diff(t.sample) <= 4)
-        }) {
-            slot.1 = true;
-            s.found += 1;
-            s.clear_found += usize::from(!t.overlapped);
-        }
-    }
-    s.false_frames = got.values().flatten().filter(|(_, used)| !used).count();
-    s
+    score(cfg, 1)
 }
 
 fn sky(rate: u32, snr: f64, seed: u64) -> SimConfig {
@@ -89,12 +31,7 @@ fn sky(rate: u32, snr: f64, seed: u64) -> SimConfig {
 fn six_skies(rate: u32, snr: f64) -> Score {
     let mut total = Score::default();
     for seed in 1..=6 {
-        let s = run(sky(rate, snr, seed));
-        total.sent += s.sent;
-        total.found += s.found;
-        total.clear_sent += s.clear_sent;
-        total.clear_found += s.clear_found;
-        total.false_frames += s.false_frames;
+        total.add(&run(sky(rate, snr, seed)));
     }
     total
 }
