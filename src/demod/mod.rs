@@ -890,7 +890,6 @@ impl Demodulator {
         for (x, plan) in scores.iter_mut().zip(&self.preamble_plans) {
             *x = preamble_score::<VECTOR>(m, plan);
         }
-        let top = scores.iter().copied().max().unwrap_or(0);
 
         let mut best: Option<(Received, Checked, u32)> = None;
         // The true phase is almost always among the two best preambles; the
@@ -904,6 +903,7 @@ impl Demodulator {
         // at 1.25 times the CPU).
         let sliced = match self.rate {
             Rate::Msps2_0 => {
+                let top = scores.iter().copied().max().unwrap_or(0);
                 MAX_PHASES_SLICED.max(scores.iter().filter(|&&x| x > 0 && x >= top / 2).count())
             }
             Rate::Msps2_4 => MAX_PHASES_SLICED,
