@@ -97,6 +97,11 @@ struct SkyArgs {
     /// Fraction of replies made to overlap another reply (0..1).
     #[arg(long, default_value = "0")]
     overlap: f64,
+    /// Mean replies per second per aircraft to ground interrogations, on
+    /// top of the ~6.2 squitters a second; 10 with 150 aircraft makes a
+    /// busy site's ~2 500 replies/s.
+    #[arg(long, default_value = "1.25")]
+    reply_rate: f64,
     /// Random seed: the same arguments give the same bytes.
     #[arg(long, default_value = "1")]
     seed: u64,
@@ -160,6 +165,7 @@ fn sim_config(sky: &SkyArgs, duration: f64, format: SampleFormat) -> SimConfig {
         snr_db: sky.snr,
         seed: sky.seed,
         overlap: sky.overlap,
+        reply_rate: sky.reply_rate,
         receiver: (sky.lat, sky.lon),
         ..SimConfig::default()
     }

@@ -98,6 +98,11 @@ pub struct SimConfig {
     /// (transponders may be off 1090 MHz by up to 1 MHz, Annex 10 Vol IV
     /// §3.1.2.2.1; the RTL-SDR's crystal adds its own).
     pub max_freq_offset_hz: f64,
+    /// Mean replies per second, per aircraft, to ground interrogations
+    /// (DF4/5/20/21), on top of the squitters' ~6.2/s. Half the aircraft
+    /// reply, at 0.8–3.2 × this; a busy site's sky of 150 aircraft makes
+    /// ~2 500 replies/s with about 10.
+    pub reply_rate: f64,
 }
 
 impl Default for SimConfig {
@@ -112,6 +117,7 @@ impl Default for SimConfig {
             overlap: 0.0,
             receiver: (37.5, 14.0),
             max_freq_offset_hz: 100e3,
+            reply_rate: traffic::DEFAULT_REPLY_RATE,
         }
     }
 }
@@ -141,6 +147,10 @@ pub enum SimConfigError {
     /// Too many aircraft.
     #[error("aircraft must be at most 1 000 000, got {0}")]
     Aircraft(usize),
+    /// The reply rate is negative, not a number or beyond what a
+    /// transponder can sustain.
+    #[error("reply_rate must be within 0 and 100 replies per second, got {0}")]
+    ReplyRate(f64),
 }
 
 impl SimConfigError {
@@ -156,6 +166,7 @@ impl SimConfigError {
             SimConfigError::Receiver(_) => "lon",
             SimConfigError::FreqOffset(_) => "max_freq_offset_hz",
             SimConfigError::Aircraft(_) => "aircraft",
+            SimConfigError::ReplyRate(_) => "reply_rate",
         }
     }
 }
@@ -185,6 +196,9 @@ impl SimConfig {
         }
         if self.aircraft > 1_000_000 {
             return Err(SimConfigError::Aircraft(self.aircraft));
+        }
+        if !(0.0..=100.0).contains(&self.reply_rate) {
+            return Err(SimConfigError::ReplyRate(self.reply_rate));
         }
         Ok(())
     }
@@ -329,6 +343,7 @@ impl Traffic {
                 receiver: cfg.receiver,
                 snr_db: cfg.snr_db,
                 max_freq_offset_hz: cfg.max_freq_offset_hz,
+                reply_rate: cfg.reply_rate,
             },
         };
         for slot in 0..cfg.aircraft {

@@ -141,6 +141,18 @@ fn invalid_configs_are_rejected() {
             max_freq_offset_hz: -1.0,
             ..SimConfig::default()
         },
+        SimConfig {
+            reply_rate: -1.0,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            reply_rate: f64::NAN,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            reply_rate: 1000.0,
+            ..SimConfig::default()
+        },
     ];
     for c in bad {
         assert!(Simulator::try_new(c.clone()).is_err(), "{c:?}");
@@ -493,4 +505,26 @@ fn constant_memory_long_run() {
     assert!(frames > 150 * 30 * 5, "{frames}");
     assert!(max_on_air < 60, "{max_on_air} replies held");
     assert!(max_queue <= 150 * 6 + 40, "{max_queue} events queued");
+}
+
+#[test]
+fn reply_rate_sets_the_interrogated_replies_and_leaves_the_squitters() {
+    let count = |reply_rate| {
+        let mut c = cfg(30, 20.0);
+        c.reply_rate = reply_rate;
+        let stats = simulate(&c, &mut io::sink(), &mut io::sink()).unwrap();
+        let ap: u64 = [4, 5, 20, 21].iter().map(|&df| stats.by_df[df]).sum();
+        (ap, stats.frames - ap)
+    };
+    let (ap_quiet, squitters_quiet) = count(1.25);
+    let (ap_busy, squitters_busy) = count(10.0);
+    // Eight times the rate: eight times the replies, give or take the
+    // randomness of 30 aircraft's rates and Poisson arrivals.
+    let ratio = ap_busy as f64 / ap_quiet as f64;
+    assert!((6.0..10.0).contains(&ratio), "{ap_busy} / {ap_quiet}");
+    let s = squitters_busy as f64 / squitters_quiet as f64;
+    assert!(
+        (0.9..1.1).contains(&s),
+        "{squitters_busy} / {squitters_quiet}"
+    );
 }

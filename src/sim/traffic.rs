@@ -17,6 +17,9 @@ pub const PLACEMENT_RANGE_NM: f64 = 150.0;
 pub const DEPARTURE_RANGE_NM: f64 = 160.0;
 const MIN_ALT_FT: f64 = 1_000.0;
 const MAX_ALT_FT: f64 = 41_000.0;
+/// Mean replies per second to ground interrogations per aircraft, unless
+/// configured: half the aircraft at 1-4/s, a quiet site's radar coverage.
+pub const DEFAULT_REPLY_RATE: f64 = 1.25;
 
 /// What an aircraft sends next, or does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +96,8 @@ pub(crate) struct Spawn {
     pub receiver: (f64, f64),
     pub snr_db: (f64, f64),
     pub max_freq_offset_hz: f64,
+    /// Mean replies per second to ground interrogations, over all aircraft.
+    pub reply_rate: f64,
 }
 
 /// A random 24-bit address that is neither all zeros nor all ones and not
@@ -160,8 +165,10 @@ impl Aircraft {
             gnss_minus_baro_ft: 25 * rng.uniform(-8.0, 24.0).round() as i32,
             snr_db: rng.uniform(sp.snr_db.0, sp.snr_db.1),
             freq_hz: rng.uniform(-sp.max_freq_offset_hz, sp.max_freq_offset_hz),
+            // Half the aircraft are being interrogated, at 1-4 replies/s
+            // scaled so that the mean over all is `sp.reply_rate`.
             reply_rate: if rng.chance(0.5) {
-                rng.uniform(1.0, 4.0)
+                rng.uniform(1.0, 4.0) * (sp.reply_rate / DEFAULT_REPLY_RATE)
             } else {
                 0.0
             },
@@ -302,6 +309,7 @@ mod tests {
             receiver: (37.5, 14.0),
             snr_db: (15.0, 30.0),
             max_freq_offset_hz: 100e3,
+            reply_rate: DEFAULT_REPLY_RATE,
         }
     }
 
