@@ -36,7 +36,7 @@ fn main() {
     let mut out = std::io::stdout().lock();
     for s in 0..mag.len() {
         for p in 0..phases {
-            if let Some((b, pulse, quiet)) = slice_at(rate, &mag, s, p) {
+            if let Some((b, pulse, quiet, _)) = slice_at(rate, &mag, s, p) {
                 let errs: u32 = b.iter().zip(&want).map(|(x, y)| (x ^ y).count_ones()).sum();
                 if errs <= max_err
                     && writeln!(

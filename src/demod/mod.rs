@@ -1077,10 +1077,17 @@ impl Demodulator {
 mod tests;
 
 /// Slice a 112-bit frame at sample `s`, phase `phase` (in units) of `mag`,
-/// with no screening: returns the bytes and the preamble pulse and quiet
-/// slot energies. A diagnostic for tests and for investigating missed frames.
+/// with no screening: returns the bytes, the preamble pulse and quiet
+/// slot energies, and each bit's margin (distance from its decision). A
+/// diagnostic for tests and for investigating missed frames.
 #[doc(hidden)]
-pub fn slice_at(rate: Rate, mag: &[u16], s: usize, phase: usize) -> Option<([u8; 14], u32, u32)> {
+#[allow(clippy::type_complexity)]
+pub fn slice_at(
+    rate: Rate,
+    mag: &[u16],
+    s: usize,
+    phase: usize,
+) -> Option<([u8; 14], u32, u32, [u32; 112])> {
     let d = Demodulator::new(rate, 0);
     let slots = d.phases.get(phase)?;
     let plan = BitPlan::new(slots);
@@ -1098,5 +1105,5 @@ pub fn slice_at(rate: Rate, mag: &[u16], s: usize, phase: usize) -> Option<([u8;
         feedback(rate, phase, pulse),
         &mut prev_one,
     );
-    Some((bytes, pulse, quiet))
+    Some((bytes, pulse, quiet, margins))
 }

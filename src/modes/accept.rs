@@ -55,6 +55,12 @@ fn frame_altitude(b: &[u8; 14]) -> Option<i32> {
     }
 }
 
+/// The 13-bit field after DF and the 3-bit field (bits 20-32): the
+/// altitude code of DF0/4/16/20, the identity code of DF5/21.
+fn id13(b: &[u8; 14]) -> u16 {
+    u16::from_be_bytes([b[2], b[3]]) & 0x1FFF
+}
+
 /// DF11 replies with one IC from confirmed aircraft before that IC is trusted.
 pub const TRUSTED_IC_COUNT: u32 = 3;
 
@@ -215,17 +221,7 @@ pub const WEAK_PAIR_BITS: usize = 8;
 /// explain `residue`. The CRC is linear, so each pair costs one XOR: 28
 /// patterns, fewer than the 112 a one-bit repair already tries.
 fn weak_pair(syn: &[u32], margins: &[u32], residue: u32) -> Option<(u8, u8)> {
-    let mut weak: [(u32, usize); WEAK_PAIR_BITS] = [(u32::MAX, 0); WEAK_PAIR_BITS];
-    for (i, &m) in margins.iter().enumerate().take(syn.len()) {
-        if m < weak[WEAK_PAIR_BITS - 1].0 {
-            let mut j = WEAK_PAIR_BITS - 1;
-            while j > 0 && weak[j - 1].0 > m {
-                weak[j] = weak[j - 1];
-                j -= 1;
-            }
-            weak[j] = (m, i);
-        }
-    }
+    let weak = weakest::<WEAK_PAIR_BITS>(&margins[..margins.len().min(syn.len())]);
     for (x, &(mx, a)) in weak.iter().enumerate() {
         for &(my, b) in &weak[x + 1..] {
             if mx != u32::MAX && my != u32::MAX && syn[a] ^ syn[b] == residue {
@@ -235,6 +231,41 @@ fn weak_pair(syn: &[u32], margins: &[u32], residue: u32) -> Option<(u8, u8)> {
     }
     None
 }
+
+/// The `N` smallest margins as (margin, bit), smallest first; slots beyond
+/// the frame's bits hold `u32::MAX`.
+fn weakest<const N: usize>(margins: &[u32]) -> [(u32, usize); N] {
+    let mut weak = [(u32::MAX, 0); N];
+    for (i, &m) in margins.iter().enumerate() {
+        if m < weak[N - 1].0 {
+            let mut j = N - 1;
+            while j > 0 && weak[j - 1].0 > m {
+                weak[j] = weak[j - 1];
+                j -= 1;
+            }
+            weak[j] = (m, i);
+        }
+    }
+    weak
+}
+
+/// Bits of [`Acceptor`]'s filter of confirmed addresses: 8 KiB, about
+/// 0.2 % of them set by 150 aircraft.
+const CONFIRMED_BITS: usize = 1 << 16;
+
+/// Where address `icao` falls in the filter of confirmed addresses.
+fn bloom_slot(icao: u32) -> usize {
+    (icao.wrapping_mul(0x9E37_79B1) >> 16) as usize
+}
+
+/// The least certain bits of an address/parity reply among which one
+/// misread bit is looked for, when its residue names no confirmed
+/// aircraft (see [`Acceptor::repair_ap`]).
+pub const AP_WEAK_BITS: usize = 4;
+
+/// A bit is doubtful when its margin is under the frame's mean margin
+/// divided by this.
+const DOUBT_FRACTION: u32 = 4;
 
 /// How many of a frame's least certain bits a repair for a new address may
 /// touch.
@@ -264,9 +295,16 @@ pub struct Acceptor {
     fix_bits: u8,
     sample_rate: f64,
     confirmed: KeyMap<u64>,
+    /// One bit per hash of the confirmed addresses (a one-hash Bloom
+    /// filter): [`Acceptor::repair_ap`] asks about dozens of addresses per
+    /// garbage candidate, nearly all of them unknown.
+    maybe_confirmed: Box<[u64; CONFIRMED_BITS / 64]>,
     /// Last altitude each aircraft reported (feet, sample), to judge AP
     /// replies that claim to be from it.
     altitude: KeyMap<(i32, u64)>,
+    /// Last identity code (13-bit ID field of DF5/21) of each aircraft,
+    /// with its sample, to judge repaired identity replies.
+    ident: KeyMap<(u16, u64)>,
     ic_seen: [u32; 128],
     held: VecDeque<Held>,
     last_sweep: u64,
@@ -284,7 +322,9 @@ impl Acceptor {
             fix_bits: fix_bits.min(2),
             sample_rate: f64::from(sample_rate),
             confirmed: KeyMap::default(),
+            maybe_confirmed: Box::new([0; CONFIRMED_BITS / 64]),
             altitude: KeyMap::default(),
+            ident: KeyMap::default(),
             ic_seen: [0; 128],
             held: VecDeque::new(),
             last_sweep: 0,
@@ -367,6 +407,11 @@ impl Acceptor {
                 self.repair(bytes, len, residue, now, margins)
             }
             0 | 4 | 5 | 16 | 20 | 21 => {
+                if !self.is_confirmed(residue, now) {
+                    if let Some(c) = self.repair_ap(bytes, len, residue, now, margins) {
+                        return Some(c);
+                    }
+                }
                 let verdict = if self.is_confirmed(residue, now) {
                     // A garbage bit string "has" a random address; when it
                     // lands on a confirmed one, the altitude it carries is
@@ -446,6 +491,120 @@ impl Acceptor {
         Some(Checked { verdict, icao })
     }
 
+    /// An address/parity reply (Annex 10 Vol IV §3.1.2.3.3.2: the parity
+    /// field is the CRC XOR the address) with one misread bit reads as a
+    /// reply from an address nobody sent. The CRC is linear, so flipping
+    /// bit `b` moves the residue by that bit's syndrome: if that lands on a
+    /// confirmed aircraft, the reply may be its. Overlapping replies make
+    /// such errors often, and address/parity replies are most of what a
+    /// busy site's radars elicit.
+    ///
+    /// A garbage candidate lands on one of N confirmed addresses with odds
+    /// of AP_WEAK_BITS·N/2²⁴ (about 1 in 37 000 with 150 aircraft), so the
+    /// repaired reply must also say what that aircraft said last: the same
+    /// altitude (within the slack of [`Acceptor::altitude_plausible`]) or
+    /// the same identity code, which a random bit string does about once in
+    /// a hundred. Only the least certain bits are tried, and a repair two
+    /// aircraft could claim is refused.
+    fn repair_ap(
+        &self,
+        bytes: &mut [u8; 14],
+        len: usize,
+        residue: u32,
+        now: u64,
+        margins: &[u32],
+    ) -> Option<Checked> {
+        if self.fix_bits == 0 {
+            return None;
+        }
+        let syn = &syndromes().bit[usize::from(len == 14)];
+        let margins = &margins[..margins.len().min(len * 8)];
+        // Doubtful bits: decided by under a quarter of the frame's mean
+        // margin. More than a few of them and this is no reply with a bit
+        // or two misread, but garbage (slicing inside another reply, or
+        // noise), which is most of what gets here: not worth the search.
+        let total: u32 = margins.iter().sum();
+        let limit = total / (margins.len().max(1) as u32 * DOUBT_FRACTION);
+        // Counted first, branch-free (it vectorizes): most candidates stop
+        // here, and this runs for every address/parity candidate.
+        let n = margins.iter().map(|&m| u32::from(m < limit)).sum::<u32>() as usize;
+        if n > WEAK_PAIR_BITS {
+            return None;
+        }
+        let mut weak = [(u32::MAX, 0usize); WEAK_PAIR_BITS];
+        for (slot, (i, &m)) in weak.iter_mut().zip(
+            margins
+                .iter()
+                .enumerate()
+                .filter(|&(_, &m)| m < limit)
+                .take(n),
+        ) {
+            *slot = (m, i);
+        }
+        let weak = &mut weak[..n];
+        weak.sort_unstable();
+        let weak = &*weak;
+        let mut found = None;
+        // One misread bit among the least certain, else two.
+        let singles = weak.iter().take(AP_WEAK_BITS).map(|&(m, a)| (m, a, None));
+        let pairs = (0..n).flat_map(|x| {
+            (x + 1..n).map(move |y| (weak[x].0.max(weak[y].0), weak[x].1, Some(weak[y].1)))
+        });
+        let mut tried_pairs = false;
+        for (m, a, b) in singles.chain(pairs) {
+            if b.is_some() && !tried_pairs {
+                if found.is_some() {
+                    break;
+                }
+                tried_pairs = true;
+            }
+            if m == u32::MAX {
+                continue;
+            }
+            let icao = residue ^ syn[a] ^ b.map_or(0, |b| syn[b]);
+            let k = bloom_slot(icao);
+            if self.maybe_confirmed[k / 64] >> (k % 64) & 1 == 0 || !self.is_confirmed(icao, now) {
+                continue;
+            }
+            let mut fixed = *bytes;
+            flip(&mut fixed, a as u8);
+            if let Some(b) = b {
+                flip(&mut fixed, b as u8);
+            }
+            if !self.says_what_it_said(icao, &fixed, now) {
+                continue;
+            }
+            if found.is_some() {
+                return None;
+            }
+            found = Some((fixed, icao, 1 + u8::from(b.is_some())));
+        }
+        let (fixed, icao, n) = found?;
+        *bytes = fixed;
+        Some(Checked {
+            verdict: Verdict::Repaired(n),
+            icao,
+        })
+    }
+
+    /// Whether an address/parity reply carries what aircraft `icao` last
+    /// reported in that field: its altitude (DF0/4/16/20) or identity code
+    /// (DF5/21). Unknown counts as no.
+    fn says_what_it_said(&self, icao: u32, bytes: &[u8; 14], now: u64) -> bool {
+        match df_of(bytes[0]) {
+            0 | 4 | 16 | 20 => {
+                self.altitude.contains_key(&icao)
+                    && frame_altitude(bytes).is_some()
+                    && self.altitude_plausible(icao, bytes, now)
+            }
+            5 | 21 => self
+                .ident
+                .get(&icao)
+                .is_some_and(|&(code, _)| code == id13(bytes)),
+            _ => false,
+        }
+    }
+
     /// Record the chosen candidate and append what is now emitted to `out`:
     /// the frame itself unless held, and any held frames its confirmation
     /// releases.
@@ -511,9 +670,14 @@ impl Acceptor {
         if let Some(alt) = frame_altitude(&frame.bytes) {
             self.altitude.insert(checked.icao, (alt, now));
         }
+        if matches!(df, 5 | 21) {
+            self.ident.insert(checked.icao, (id13(&frame.bytes), now));
+        }
         if confirms {
             let newly = !self.is_confirmed(checked.icao, now);
             self.confirmed.insert(checked.icao, now);
+            let k = bloom_slot(checked.icao);
+            self.maybe_confirmed[k / 64] |= 1 << (k % 64);
             if newly {
                 let icao = checked.icao;
                 self.release(|h| h.icao == icao, now, out);
@@ -563,6 +727,18 @@ impl Acceptor {
         }
         let keep = self.samples(CONFIRM_SECONDS);
         self.confirmed.retain(|_, t| now.saturating_sub(*t) <= keep);
+        self.maybe_confirmed.fill(0);
+        for &icao in self.confirmed.keys() {
+            let k = bloom_slot(icao);
+            self.maybe_confirmed[k / 64] |= 1 << (k % 64);
+        }
+        // What aircraft last said is only asked of confirmed ones: forget
+        // it with them, so that neither table grows with every aircraft
+        // that ever flew by.
+        self.altitude
+            .retain(|_, (_, t)| now.saturating_sub(*t) <= keep);
+        self.ident
+            .retain(|_, (_, t)| now.saturating_sub(*t) <= keep);
     }
 
     /// Whether the altitude in `bytes` fits the aircraft's last reported
@@ -721,12 +897,18 @@ mod tests {
 mod altitude_tests {
     use super::*;
 
+    /// A 56-bit (DF0/4/5) or 112-bit (DF16/20/21) reply from `icao`
+    /// carrying `ac13`; the long ones with some Comm-B bits set.
     fn ap_frame(df: u8, ac13: u16, icao: u32) -> [u8; 14] {
+        let len = df_bits(df) / 8;
         let mut b = [0u8; 14];
         b[0] = df << 3;
         b[2..4].copy_from_slice(&ac13.to_be_bytes());
-        let p = crc::checksum(&b[..4]) ^ icao;
-        b[4..7].copy_from_slice(&p.to_be_bytes()[1..]);
+        if len == 14 {
+            b[4..11].copy_from_slice(&[0x20, 0x2C, 0xC3, 0x71, 0xC3, 0x2C, 0xE0]);
+        }
+        let p = crc::checksum(&b[..len - 3]) ^ icao;
+        b[len - 3..len].copy_from_slice(&p.to_be_bytes()[1..]);
         b
     }
 
@@ -767,5 +949,96 @@ mod altitude_tests {
                 .verdict,
             Verdict::Known
         );
+    }
+
+    /// 40058B confirmed at 39000 ft by its squitter at sample 0.
+    fn confirmed_at_39000() -> Acceptor {
+        let mut a = Acceptor::new(2_400_000, 1);
+        let mut sq: [u8; 14] = [
+            0x8D, 0x40, 0x05, 0x8B, 0x58, 0xC9, 0x01, 0x37, 0x51, 0x47, 0xEF, 0xD0, 0x93, 0x57,
+        ];
+        let c = a.check(&mut sq, 14, 0, &[1000; 112]).unwrap();
+        a.commit(rx(sq, 14, 0), c, &mut Vec::new());
+        a
+    }
+
+    /// Margins where `weak` bits are the least certain.
+    fn doubtful(weak: &[usize]) -> [u32; 112] {
+        let mut m = [1000u32; 112];
+        for (k, &b) in weak.iter().enumerate() {
+            m[b] = 10 + k as u32;
+        }
+        m
+    }
+
+    fn ac_of(ft: i32) -> u16 {
+        let n = ((ft + 1000) / 25) as u16;
+        ((n & 0x7F0) << 2) | ((n & 0x008) << 1) | 0x0010 | (n & 0x007)
+    }
+
+    #[test]
+    fn an_ap_reply_with_a_doubtful_misread_bit_is_the_confirmed_aircrafts() {
+        let a = confirmed_at_39000();
+        let good = ap_frame(20, ac_of(39000), 0x40058B);
+        for bits in [vec![9usize], vec![40], vec![12, 50]] {
+            let mut bad = good;
+            for &b in &bits {
+                flip(&mut bad, b as u8);
+            }
+            let c = a.check(&mut bad, 14, 2_400_000, &doubtful(&bits));
+            assert_eq!(
+                c,
+                Some(Checked {
+                    verdict: Verdict::Repaired(bits.len() as u8),
+                    icao: 0x40058B
+                }),
+                "bits {bits:?}"
+            );
+            assert_eq!(bad, good, "bits {bits:?}");
+        }
+    }
+
+    #[test]
+    fn an_ap_repair_needs_a_doubtful_bit_and_the_aircrafts_own_report() {
+        let a = confirmed_at_39000();
+        // The misread bit decided clearly: held as an unknown address, not
+        // repaired.
+        let mut bad = ap_frame(20, ac_of(39000), 0x40058B);
+        flip(&mut bad, 60);
+        let kept = bad;
+        let c = a.check(&mut bad, 14, 2_400_000, &doubtful(&[61, 62, 63, 64, 65]));
+        assert_eq!(c.map(|c| c.verdict), Some(Verdict::Hold));
+        assert_eq!(bad, kept, "left as read");
+        // Doubtful, but 20 000 ft from what 40058B reported: not its.
+        let mut far = ap_frame(20, ac_of(19000), 0x40058B);
+        flip(&mut far, 60);
+        let c = a.check(&mut far, 14, 2_400_000, &doubtful(&[60]));
+        assert_eq!(c.map(|c| c.verdict), Some(Verdict::Hold));
+        // An identity reply from an aircraft whose identity code nobody has
+        // heard yet: nothing to compare with, not repaired.
+        let mut id = ap_frame(21, 0x0808, 0x40058B);
+        flip(&mut id, 60);
+        let c = a.check(&mut id, 14, 2_400_000, &doubtful(&[60]));
+        assert_eq!(c.map(|c| c.verdict), Some(Verdict::Hold));
+    }
+
+    #[test]
+    fn an_identity_reply_is_repaired_against_the_code_last_heard() {
+        let mut a = confirmed_at_39000();
+        let good = ap_frame(5, 0x0808, 0x40058B);
+        let mut first = good;
+        let c = a.check(&mut first, 7, 1_000, &[1000; 112]).unwrap();
+        assert_eq!(c.verdict, Verdict::Known);
+        a.commit(rx(first, 7, 1_000), c, &mut Vec::new());
+        let mut bad = good;
+        flip(&mut bad, 30);
+        let c = a.check(&mut bad, 7, 2_400_000, &doubtful(&[30])).unwrap();
+        assert_eq!(c.verdict, Verdict::Repaired(1));
+        assert_eq!(bad, good);
+        // Another code with the same misread bit: not the aircraft's.
+        let mut other = ap_frame(5, 0x1234, 0x40058B);
+        flip(&mut other, 30);
+        let c = a.check(&mut other, 7, 2_400_000, &doubtful(&[30])).unwrap();
+        assert_eq!(c.verdict, Verdict::Hold);
     }
 }
