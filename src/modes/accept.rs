@@ -492,20 +492,23 @@ impl Acceptor {
     }
 
     /// An address/parity reply (Annex 10 Vol IV §3.1.2.3.3.2: the parity
-    /// field is the CRC XOR the address) with one misread bit reads as a
-    /// reply from an address nobody sent. The CRC is linear, so flipping
-    /// bit `b` moves the residue by that bit's syndrome: if that lands on a
+    /// field is the CRC XOR the address) with a misread bit or two reads as
+    /// a reply from an address nobody sent. The CRC is linear, so flipping
+    /// bits moves the residue by their syndromes: if that lands on a
     /// confirmed aircraft, the reply may be its. Overlapping replies make
     /// such errors often, and address/parity replies are most of what a
     /// busy site's radars elicit.
     ///
-    /// A garbage candidate lands on one of N confirmed addresses with odds
-    /// of AP_WEAK_BITS·N/2²⁴ (about 1 in 37 000 with 150 aircraft), so the
-    /// repaired reply must also say what that aircraft said last: the same
-    /// altitude (within the slack of [`Acceptor::altitude_plausible`]) or
-    /// the same identity code, which a random bit string does about once in
-    /// a hundred. Only the least certain bits are tried, and a repair two
-    /// aircraft could claim is refused.
+    /// Only doubtful bits are flipped (under a quarter of the frame's mean
+    /// margin): one among the AP_WEAK_BITS least certain, else a pair among
+    /// at most WEAK_PAIR_BITS; a frame with more doubtful bits than that is
+    /// not searched. A garbage candidate then lands on one of N confirmed
+    /// addresses with odds of at most 32·N/2²⁴ (about 1 in 3 500 with 150
+    /// aircraft), so the repaired reply must also say what that aircraft
+    /// said last: the same altitude (within the slack of
+    /// [`Acceptor::altitude_plausible`]; a random code does that a few
+    /// times in a hundred) or the same identity code (once in 8 192). A
+    /// repair two aircraft could claim is refused.
     fn repair_ap(
         &self,
         bytes: &mut [u8; 14],
