@@ -260,7 +260,7 @@ fn bloom_slot(icao: u32) -> usize {
 
 /// The least certain bits of an address/parity reply among which one
 /// misread bit is looked for, when its residue names no confirmed
-/// aircraft (see [`Acceptor::repair_ap`]).
+/// aircraft (see `Acceptor::repair_ap`).
 pub const AP_WEAK_BITS: usize = 4;
 
 /// A bit is doubtful when its margin is under the frame's mean margin
