@@ -47,7 +47,7 @@ const MAX_CLIMB_FPM: f64 = 10_000.0;
 /// DF17/18 airborne position (TC 9-18).
 fn frame_altitude(b: &[u8; 14]) -> Option<i32> {
     match df_of(b[0]) {
-        0 | 4 | 16 | 20 => super::fields::ac13_ft(u16::from_be_bytes([b[2], b[3]]) & 0x1FFF),
+        0 | 4 | 16 | 20 => super::fields::ac13_ft(id13(b)),
         17 | 18 if (9..=18).contains(&(b[4] >> 3)) => {
             super::fields::ac12_ft((u16::from(b[5]) << 4) | u16::from(b[6] >> 4))
         }
@@ -258,6 +258,12 @@ fn bloom_slot(icao: u32) -> usize {
     (icao.wrapping_mul(0x9E37_79B1) >> 16) as usize
 }
 
+/// Set `icao`'s bit in the filter of confirmed addresses.
+fn bloom_set(bits: &mut [u64; CONFIRMED_BITS / 64], icao: u32) {
+    let k = bloom_slot(icao);
+    bits[k / 64] |= 1 << (k % 64);
+}
+
 /// The least certain bits of an address/parity reply among which one
 /// misread bit is looked for, when its residue names no confirmed
 /// aircraft (see `Acceptor::repair_ap`).
@@ -296,8 +302,9 @@ pub struct Acceptor {
     sample_rate: f64,
     confirmed: KeyMap<u64>,
     /// One bit per hash of the confirmed addresses (a one-hash Bloom
-    /// filter): [`Acceptor::repair_ap`] asks about dozens of addresses per
-    /// garbage candidate, nearly all of them unknown.
+    /// filter), asked before `confirmed`: [`Acceptor::repair_ap`] asks
+    /// about dozens of addresses per garbage candidate, nearly all of them
+    /// unknown.
     maybe_confirmed: Box<[u64; CONFIRMED_BITS / 64]>,
     /// Last altitude each aircraft reported (feet, sample), to judge AP
     /// replies that claim to be from it.
@@ -338,9 +345,12 @@ impl Acceptor {
 
     /// Whether `icao` sent a clean frame within the confirmation window before sample `now`.
     pub fn is_confirmed(&self, icao: u32, now: u64) -> bool {
-        self.confirmed
-            .get(&icao)
-            .is_some_and(|&t| now.saturating_sub(t) <= self.samples(CONFIRM_SECONDS))
+        let k = bloom_slot(icao);
+        self.maybe_confirmed[k / 64] >> (k % 64) & 1 == 1
+            && self
+                .confirmed
+                .get(&icao)
+                .is_some_and(|&t| now.saturating_sub(t) <= self.samples(CONFIRM_SECONDS))
     }
 
     /// Judge a candidate without changing state. May repair `bytes` in place
@@ -407,12 +417,13 @@ impl Acceptor {
                 self.repair(bytes, len, residue, now, margins)
             }
             0 | 4 | 5 | 16 | 20 | 21 => {
-                if !self.is_confirmed(residue, now) {
+                let confirmed = self.is_confirmed(residue, now);
+                if !confirmed {
                     if let Some(c) = self.repair_ap(bytes, len, residue, now, margins) {
                         return Some(c);
                     }
                 }
-                let verdict = if self.is_confirmed(residue, now) {
+                let verdict = if confirmed {
                     // A garbage bit string "has" a random address; when it
                     // lands on a confirmed one, the altitude it carries is
                     // random too. A real reply agrees with what the aircraft
@@ -546,48 +557,54 @@ impl Acceptor {
         }
         let weak = &mut weak[..n];
         weak.sort_unstable();
-        let weak = &*weak;
+        // One misread bit among the least certain, else two; a repair two
+        // aircraft could claim is refused.
         let mut found = None;
-        // One misread bit among the least certain, else two.
-        let singles = weak.iter().take(AP_WEAK_BITS).map(|&(m, a)| (m, a, None));
-        let pairs = (0..n).flat_map(|x| {
-            (x + 1..n).map(move |y| (weak[x].0.max(weak[y].0), weak[x].1, Some(weak[y].1)))
-        });
-        let mut tried_pairs = false;
-        for (m, a, b) in singles.chain(pairs) {
-            if b.is_some() && !tried_pairs {
-                if found.is_some() {
-                    break;
+        for &(_, a) in weak.iter().take(AP_WEAK_BITS) {
+            if let Some(claim) = self.ap_claim(bytes, residue ^ syn[a], &[a], now) {
+                if found.replace((claim, 1)).is_some() {
+                    return None;
                 }
-                tried_pairs = true;
             }
-            if m == u32::MAX {
-                continue;
-            }
-            let icao = residue ^ syn[a] ^ b.map_or(0, |b| syn[b]);
-            let k = bloom_slot(icao);
-            if self.maybe_confirmed[k / 64] >> (k % 64) & 1 == 0 || !self.is_confirmed(icao, now) {
-                continue;
-            }
-            let mut fixed = *bytes;
-            flip(&mut fixed, a as u8);
-            if let Some(b) = b {
-                flip(&mut fixed, b as u8);
-            }
-            if !self.says_what_it_said(icao, &fixed, now) {
-                continue;
-            }
-            if found.is_some() {
-                return None;
-            }
-            found = Some((fixed, icao, 1 + u8::from(b.is_some())));
         }
-        let (fixed, icao, n) = found?;
+        if found.is_none() {
+            for (x, &(_, a)) in weak.iter().enumerate() {
+                for &(_, b) in &weak[x + 1..] {
+                    let icao = residue ^ syn[a] ^ syn[b];
+                    if let Some(claim) = self.ap_claim(bytes, icao, &[a, b], now) {
+                        if found.replace((claim, 2)).is_some() {
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        let ((fixed, icao), n) = found?;
         *bytes = fixed;
         Some(Checked {
             verdict: Verdict::Repaired(n),
             icao,
         })
+    }
+
+    /// `bytes` with bits `flips` flipped, if that makes it a reply from
+    /// confirmed aircraft `icao` saying what it said last.
+    fn ap_claim(
+        &self,
+        bytes: &[u8; 14],
+        icao: u32,
+        flips: &[usize],
+        now: u64,
+    ) -> Option<([u8; 14], u32)> {
+        if !self.is_confirmed(icao, now) {
+            return None;
+        }
+        let mut fixed = *bytes;
+        for &bit in flips {
+            flip(&mut fixed, bit as u8);
+        }
+        self.says_what_it_said(icao, &fixed, now)
+            .then_some((fixed, icao))
     }
 
     /// Whether an address/parity reply carries what aircraft `icao` last
@@ -679,8 +696,7 @@ impl Acceptor {
         if confirms {
             let newly = !self.is_confirmed(checked.icao, now);
             self.confirmed.insert(checked.icao, now);
-            let k = bloom_slot(checked.icao);
-            self.maybe_confirmed[k / 64] |= 1 << (k % 64);
+            bloom_set(&mut self.maybe_confirmed, checked.icao);
             if newly {
                 let icao = checked.icao;
                 self.release(|h| h.icao == icao, now, out);
@@ -732,8 +748,7 @@ impl Acceptor {
         self.confirmed.retain(|_, t| now.saturating_sub(*t) <= keep);
         self.maybe_confirmed.fill(0);
         for &icao in self.confirmed.keys() {
-            let k = bloom_slot(icao);
-            self.maybe_confirmed[k / 64] |= 1 << (k % 64);
+            bloom_set(&mut self.maybe_confirmed, icao);
         }
         // What aircraft last said is only asked of confirmed ones: forget
         // it with them, so that neither table grows with every aircraft
@@ -755,11 +770,7 @@ impl Acceptor {
             Some(a) => a,
             // A non-zero code that decodes to nothing (an illegal Gillham
             // pattern) from an aircraft reporting good altitudes is noise.
-            None if matches!(df_of(bytes[0]), 0 | 4 | 16 | 20)
-                && u16::from_be_bytes([bytes[2], bytes[3]]) & 0x1FFF != 0 =>
-            {
-                return false
-            }
+            None if matches!(df_of(bytes[0]), 0 | 4 | 16 | 20) && id13(bytes) != 0 => return false,
             None => return true,
         };
         let minutes = now.saturating_sub(t) as f64 / self.sample_rate / 60.0;
