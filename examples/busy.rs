@@ -7,21 +7,7 @@
 //! `cargo run --release --example busy [-- SEEDS [RATE_MSPS]]` (defaults:
 //! seeds 1-3, 2.4 MS/s). Threshold work is tuned on seed 1 only and
 //! reported on the others, so that the figure is not fitted to one sky.
-use adsb_kinesis::sim::recall::{score, Score};
-use adsb_kinesis::sim::SimConfig;
-
-/// The busy site: see the module docs.
-pub fn busy_sky(seed: u64, sample_rate: u32) -> SimConfig {
-    SimConfig {
-        aircraft: 150,
-        duration_s: 60.0,
-        sample_rate,
-        snr_db: (6.0, 30.0),
-        seed,
-        reply_rate: 10.0,
-        ..SimConfig::default()
-    }
-}
+use adsb_kinesis::sim::recall::{busy_sky, score, Score};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

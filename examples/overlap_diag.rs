@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use adsb_kinesis::decoder::IqDecoder;
 use adsb_kinesis::demod::{slice_at, Rate};
 use adsb_kinesis::iq::MagnitudeConverter;
-use adsb_kinesis::sim::{SimConfig, Simulator, TruthFrame};
+use adsb_kinesis::sim::recall::busy_sky;
+use adsb_kinesis::sim::{Simulator, TruthFrame};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,15 +24,7 @@ fn main() {
     let rate_hz: u32 = args
         .get(1)
         .map_or(2_400_000, |a| (a.parse::<f64>().unwrap() * 1e6) as u32);
-    let cfg = SimConfig {
-        aircraft: 150,
-        duration_s: 60.0,
-        sample_rate: rate_hz,
-        snr_db: (6.0, 30.0),
-        seed,
-        reply_rate: 10.0,
-        ..SimConfig::default()
-    };
+    let cfg = busy_sky(seed, rate_hz);
     let rate = Rate::from_hz(rate_hz).unwrap();
     let mut sim = Simulator::new(cfg.clone());
     let mut dec = IqDecoder::new(cfg.format, rate, 1);

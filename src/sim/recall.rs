@@ -46,6 +46,23 @@ impl Score {
     }
 }
 
+/// Issue 17's busy site: 150 aircraft for 60 s answering radars at 10
+/// replies/s each on top of their squitters (~2 500 replies/s, about a
+/// third overlapped by chance), levels uniform over 6-30 dB, the default
+/// carrier offsets. The sky of `examples/busy.rs` and
+/// `examples/overlap_diag.rs`.
+pub fn busy_sky(seed: u64, sample_rate: u32) -> SimConfig {
+    SimConfig {
+        aircraft: 150,
+        duration_s: 60.0,
+        sample_rate,
+        snr_db: (6.0, 30.0),
+        seed,
+        reply_rate: 10.0,
+        ..SimConfig::default()
+    }
+}
+
 /// Simulate `cfg` (cu8) and decode it at its rate, repairing up to
 /// `fix_bits` bit errors. A frame counts as found when the same bytes come
 /// out within 4 samples of the truth's start, each decoded frame matching
