@@ -70,9 +70,8 @@ impl IqDecoder {
 
     /// Decodes `bytes`, appending the frames now known to `out`.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<Decoded>) {
-        let conv = &mut self.conv;
         self.demod
-            .push_with(|buf| conv.convert(bytes, buf), &mut self.accepted);
+            .push_iq(&mut self.conv, bytes, &mut self.accepted);
         self.parse_into(out);
     }
 

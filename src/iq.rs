@@ -90,9 +90,26 @@ impl MagnitudeConverter {
         self.partial_len
     }
 
+    /// The format it converts.
+    pub fn format(&self) -> SampleFormat {
+        self.format
+    }
+
     /// Append the magnitudes of every complete sample in `bytes` (plus the
     /// partial one held from the previous call) to `out`.
-    pub fn convert(&mut self, mut bytes: &[u8], out: &mut Vec<u16>) {
+    pub fn convert(&mut self, bytes: &[u8], out: &mut Vec<u16>) {
+        self.convert_keeping(bytes, out, None);
+    }
+
+    /// [`MagnitudeConverter::convert`], also appending the raw bytes of the
+    /// samples converted to `raw`, one sample for each magnitude (for
+    /// [`crate::demod`]'s interference cancellation, which needs phase).
+    pub fn convert_keeping(
+        &mut self,
+        mut bytes: &[u8],
+        out: &mut Vec<u16>,
+        mut raw: Option<&mut Vec<u8>>,
+    ) {
         let bps = self.format.bytes_per_sample();
         if self.partial_len > 0 {
             let need = bps - self.partial_len;
@@ -106,9 +123,15 @@ impl MagnitudeConverter {
             let sample = self.partial;
             self.partial_len = 0;
             self.convert_whole(&sample[..bps], out);
+            if let Some(raw) = raw.as_deref_mut() {
+                raw.extend_from_slice(&sample[..bps]);
+            }
         }
         let whole = bytes.len() / bps * bps;
         self.convert_whole(&bytes[..whole], out);
+        if let Some(raw) = raw {
+            raw.extend_from_slice(&bytes[..whole]);
+        }
         let rest = &bytes[whole..];
         self.partial[..rest.len()].copy_from_slice(rest);
         self.partial_len = rest.len();

@@ -30,11 +30,14 @@
 //! The kernel keeps a tail of samples across calls, so the same input split
 //! at any points yields the same frames.
 
+use crate::iq::MagnitudeConverter;
 use crate::modes::accept::{Acceptor, Checked, Received, Verdict};
 use crate::modes::{df_bits, df_of};
 
+use cancel::{Canceller, IqScale, Reply};
 use kernel::{bit_diffs, preamble_score, BitPlan, PreamblePlan, BITS};
 
+mod cancel;
 mod kernel;
 mod noise;
 
@@ -575,6 +578,25 @@ pub struct Demodulator {
     inside: Option<(u64, u32)>,
     /// Noise level per block of samples.
     noise: NoiseFloor,
+    /// The raw IQ bytes behind `buf`, sample for sample, when the input
+    /// came through [`Demodulator::push_iq`]; empty otherwise.
+    raw: Vec<u8>,
+    /// How to read `raw`; `None` when there is no IQ to cancel with.
+    iq: Option<IqScale>,
+    canceller: Canceller,
+    /// Absolute positions of recent candidates that read as nothing (or
+    /// held): a reply whose data an accepted one overlapped is looked for
+    /// there again once that one is cancelled. `u64::MAX` = empty.
+    failed: [u64; FAILED],
+    failed_next: usize,
+    /// The last replies accepted (bytes, sample): where cancellation left a
+    /// little of one, or a second look starts near one, a neighbouring
+    /// position may read it again.
+    recent: [([u8; 14], u64); RECENT],
+    recent_next: usize,
+    /// Set by [`Demodulator::examine`] when it changed the samples: the
+    /// screen's verdicts for the rest of the chunk are stale.
+    rescreen: bool,
     /// The CPU has AVX2: [`prefilter_avx2`] may run.
     #[cfg(target_arch = "x86_64")]
     avx2: bool,
@@ -608,6 +630,14 @@ const MAX_PHASES_SLICED: usize = 2;
 /// Screen: the third and fourth pulses must each peak above this many
 /// sixteenths of the mean quiet sample.
 const PULSE_RATIO_16THS: u32 = 32;
+/// Accepted replies remembered against reading one twice.
+const RECENT: usize = 8;
+/// Failed candidate positions remembered for a second look.
+const FAILED: usize = 16;
+/// Samples kept before the scan position: a 112-bit reply's length at
+/// 2.4 MS/s and some, so that a reply that started before an accepted one
+/// can be sliced again after that one is cancelled.
+const HISTORY: usize = 320;
 
 impl Demodulator {
     /// A demodulator for `rate` with `fix_bits` (0-2) of error repair for DF11/17/18.
@@ -650,6 +680,14 @@ impl Demodulator {
             last_held: None,
             inside: None,
             noise: NoiseFloor::new(),
+            raw: Vec::new(),
+            iq: None,
+            canceller: Canceller::new(),
+            failed: [u64::MAX; FAILED],
+            failed_next: 0,
+            recent: [([0; 14], u64::MAX); RECENT],
+            recent_next: 0,
+            rescreen: false,
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
@@ -680,14 +718,41 @@ impl Demodulator {
         let old = self.buf.len();
         fill(&mut self.buf);
         assert!(self.buf.len() >= old, "push_with: fill may only append");
+        self.absorb(old, out);
+    }
+
+    /// Feed raw IQ bytes through `conv`, keeping them beside the
+    /// magnitudes: overlapped replies are then also looked for under the
+    /// ones accepted, with those cancelled (see [`cancel`]). One stream
+    /// must come in through one of the push methods only.
+    pub fn push_iq(
+        &mut self,
+        conv: &mut MagnitudeConverter,
+        bytes: &[u8],
+        out: &mut Vec<Received>,
+    ) {
+        let old = self.buf.len();
+        self.iq.get_or_insert_with(|| IqScale::new(conv.format()));
+        conv.convert_keeping(bytes, &mut self.buf, Some(&mut self.raw));
+        self.absorb(old, out);
+    }
+
+    /// Scan what `buf[old..]` added.
+    fn absorb(&mut self, old: usize, out: &mut Vec<Received>) {
         let mag = &self.buf[old..];
         self.samples_seen += mag.len() as u64;
         self.noise.push(mag);
         let limit = self.noise.known_until().saturating_sub(self.base) as usize;
         self.scan(out, limit);
-        // Keep the unexamined tail (it may hold the start of a frame).
-        let drop = self.pos.min(self.buf.len());
+        // Keep the unexamined tail (it may hold the start of a frame), and
+        // with IQ the history a second look may need.
+        let history = if self.iq.is_some() { HISTORY } else { 0 };
+        let drop = self.pos.saturating_sub(history).min(self.buf.len());
         self.buf.drain(..drop);
+        if let Some(iq) = &self.iq {
+            self.raw
+                .drain(..(drop * iq.bytes_per_sample()).min(self.raw.len()));
+        }
         self.base += drop as u64;
         self.pos -= drop;
     }
@@ -701,6 +766,7 @@ impl Demodulator {
         self.buf.truncate(real.min(self.buf.len()));
         self.base += self.pos.min(real) as u64;
         self.buf.clear();
+        self.raw.clear();
         self.pos = 0;
     }
 
@@ -764,7 +830,8 @@ impl Demodulator {
             }
             // The first position not yet examined.
             let mut next = s0;
-            for (k, word) in ok.chunks_exact(8).enumerate() {
+            let mut rescreened = false;
+            'words: for (k, word) in ok.chunks_exact(8).enumerate() {
                 let mut word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
                 while word != 0 {
                     let i = k * 8 + (word.trailing_zeros() / 8) as usize;
@@ -787,9 +854,13 @@ impl Demodulator {
                     if let Some(skip_to) = self.examine::<VECTOR>(s, out, &mut margins) {
                         next = skip_to;
                     }
+                    if std::mem::take(&mut self.rescreen) {
+                        rescreened = true;
+                        break 'words;
+                    }
                 }
             }
-            self.pos = next.max(s0 + n);
+            self.pos = if rescreened { next } else { next.max(s0 + n) };
         }
     }
 
@@ -802,19 +873,29 @@ impl Demodulator {
         out: &mut Vec<Received>,
         margins: &mut [u32; 112],
     ) -> Option<usize> {
-        let (mut frame, mut checked, margin) = self.try_position::<VECTOR>(s, margins)?;
+        let Some((mut frame, mut checked, margin, mut units)) =
+            self.try_position::<VECTOR>(s, margins)
+        else {
+            self.remember_failed(s);
+            return None;
+        };
         // A repaired reading may decode cleanly from the next sample at an
         // earlier phase; keep whichever reads more clearly.
         if !matches!(checked.verdict, Verdict::Hold | Verdict::Clean) {
-            if let Some((f2, c2, m2)) = self.try_position::<VECTOR>(s + 1, margins) {
+            if let Some((f2, c2, m2, u2)) = self.try_position::<VECTOR>(s + 1, margins) {
                 if f2.bytes == frame.bytes
                     && (c2.verdict.rank(), m2) > (checked.verdict.rank(), margin)
                 {
-                    (frame, checked) = (f2, c2);
+                    (frame, checked, units) = (f2, c2, u2);
                 }
             }
         }
+        if self.is_recent(&frame) {
+            // What cancellation left of a reply, read again.
+            return None;
+        }
         if checked.verdict == Verdict::Hold {
+            self.remember_failed(s);
             let repeat = self
                 .last_held
                 .is_some_and(|(b, t)| b == frame.bytes && frame.sample - t <= 4);
@@ -832,10 +913,99 @@ impl Demodulator {
         // clearly stronger: a weaker one has lost its bits under this
         // one's pulses, and positions inside a reply cost time.
         self.inside = Some((data_end, level * INSIDE_RATIO_16THS / 16));
+        self.remember_accepted(&frame);
+        let (bytes, len, signal) = (frame.bytes, usize::from(frame.len), frame.signal);
         self.acceptor.commit(frame, checked, out);
+        if self.iq.is_some() {
+            self.cancel_and_look_again::<VECTOR>(units, &bytes[..len], signal, out, margins);
+        }
         // Skip the accepted frame's preamble, where shifted hypotheses
         // would decode it again.
         Some(at + 16 * self.rate.h() / self.rate.d())
+    }
+
+    /// Whether `frame` was accepted already, a few samples away.
+    fn is_recent(&self, frame: &Received) -> bool {
+        self.recent
+            .iter()
+            .any(|(b, t)| *b == frame.bytes && frame.sample.abs_diff(*t) <= 8)
+    }
+
+    fn remember_accepted(&mut self, frame: &Received) {
+        self.recent[self.recent_next] = (frame.bytes, frame.sample);
+        self.recent_next = (self.recent_next + 1) % RECENT;
+    }
+
+    /// Remember buffer position `s` as a candidate that read as nothing.
+    fn remember_failed(&mut self, s: usize) {
+        if self.iq.is_some() {
+            self.failed[self.failed_next] = self.base + s as u64;
+            self.failed_next = (self.failed_next + 1) % FAILED;
+        }
+    }
+
+    /// Cancel the reply just accepted (starting `units` into `buf`, see
+    /// [`Rate::d`], with pulses of mean magnitude `signal`) and look again where it may have hidden another: at the
+    /// candidates before it that read as nothing, and (by asking the scan
+    /// to screen again) inside it.
+    fn cancel_and_look_again<const VECTOR: bool>(
+        &mut self,
+        units: usize,
+        bytes: &[u8],
+        signal: u16,
+        out: &mut Vec<Received>,
+        margins: &mut [u32; 112],
+    ) {
+        let Some(scale) = self.iq else { return };
+        let d = self.rate.d() as f32;
+        let reply = Reply {
+            // The demodulator integrates sample k over [k, k + 1), so its
+            // slots start half a sample after the instant samples of the
+            // pulse model.
+            start: units as f32 / d - 0.5,
+            chip: self.rate.h() as f32 / d,
+            bytes,
+        };
+        let p25 = self.noise.at(self.base + (units / self.rate.d()) as u64);
+        if !self.canceller.overlapped(&reply, &self.buf, p25, signal) {
+            return;
+        }
+        self.canceller
+            .subtract(&scale, &self.raw, &reply, &mut self.buf);
+        self.rescreen = true;
+        // The accepted reply no longer stands over its span: anything
+        // inside it is screened as usual.
+        self.inside = None;
+        let a0 = self.base + (units / self.rate.d()) as u64;
+        let reach = (SLOTS * self.rate.h() / self.rate.d()) as u64;
+        let mut tried = self.failed;
+        tried.sort_unstable();
+        // A reply found covers its own preamble's neighbours.
+        let mut after = 0;
+        for f in tried {
+            if f == u64::MAX || f < self.base || f >= a0 || f + reach <= a0 || f < after {
+                continue;
+            }
+            let s = (f - self.base) as usize;
+            if s + self.span > self.buf.len() {
+                continue;
+            }
+            let Some((frame, checked, _, _)) = self.try_position::<VECTOR>(s, margins) else {
+                continue;
+            };
+            if checked.verdict == Verdict::Hold || self.is_recent(&frame) {
+                continue;
+            }
+            after = f + (16 * self.rate.h() / self.rate.d()) as u64;
+            self.remember_accepted(&frame);
+            self.acceptor.commit(frame, checked, out);
+        }
+        // Each failure gets one second look.
+        for f in &mut self.failed {
+            if *f < a0 {
+                *f = u64::MAX;
+            }
+        }
     }
 
     /// Slice the phase hypotheses at buffer position `s`, best preamble
@@ -853,7 +1023,7 @@ impl Demodulator {
         &self,
         s: usize,
         margins: &mut [u32; 112],
-    ) -> Option<(Received, Checked, u32)> {
+    ) -> Option<(Received, Checked, u32, usize)> {
         #[cfg(all(target_arch = "arm", feature = "arm-neon"))]
         if VECTOR && kernel::neon_available() {
             // SAFETY: the CPU has NEON (just checked).
@@ -869,7 +1039,7 @@ impl Demodulator {
         &self,
         s: usize,
         margins: &mut [u32; 112],
-    ) -> Option<(Received, Checked, u32)> {
+    ) -> Option<(Received, Checked, u32, usize)> {
         self.try_position_with::<true>(s, margins)
     }
 
@@ -878,7 +1048,7 @@ impl Demodulator {
         &self,
         s: usize,
         margins: &mut [u32; 112],
-    ) -> Option<(Received, Checked, u32)> {
+    ) -> Option<(Received, Checked, u32, usize)> {
         let m = &self.buf[s..s + self.span];
         let now = self.base + s as u64;
         // Preamble score per phase: pulse energy minus the scaled quiet
@@ -891,7 +1061,7 @@ impl Demodulator {
             *x = preamble_score::<VECTOR>(m, plan);
         }
 
-        let mut best: Option<(Received, Checked, u32)> = None;
+        let mut best: Option<(Received, Checked, u32, usize)> = None;
         // The true phase is almost always among the two best preambles; the
         // others only cost time on garbage. Except at 2.0 MS/s for a reply
         // half a sample off: every sample then straddles two half-bits, the
@@ -986,7 +1156,7 @@ impl Demodulator {
             let margin: u32 = margins[..bits].iter().sum();
             let better = match &best {
                 None => true,
-                Some((_, c, mg)) => (checked.verdict.rank(), margin) > (c.verdict.rank(), *mg),
+                Some((_, c, mg, _)) => (checked.verdict.rank(), margin) > (c.verdict.rank(), *mg),
             };
             if better {
                 let signal = (pulse / (4 * self.rate.h() as u32)).min(65535) as u16;
@@ -1001,7 +1171,7 @@ impl Demodulator {
                     repaired: 0,
                     late: false,
                 };
-                best = Some((frame, checked, margin));
+                best = Some((frame, checked, margin, s * self.rate.d() + p));
             }
             if checked.verdict == Verdict::Clean {
                 break;

@@ -40,7 +40,7 @@
 
 pub mod encode;
 pub mod recall;
-mod rng;
+pub(crate) mod rng;
 pub mod signal;
 mod traffic;
 
